@@ -24,6 +24,8 @@ typedef struct {
 typedef struct hafm_safetensors hafm_safetensors;
 
 hafm_safetensors *hafm_st_open(const char *path);      /* NULL + error naming the defect */
+/* Same over a caller-owned buffer (kept alive until close); name is used in messages. */
+hafm_safetensors *hafm_st_open_mem(const void *buf, size_t nbytes, const char *name);
 void hafm_st_close(hafm_safetensors *st);
 const char *hafm_st_path(const hafm_safetensors *st);
 int hafm_st_count(const hafm_safetensors *st);
