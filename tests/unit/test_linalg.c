@@ -60,6 +60,7 @@ static void test_sgemm_cases(void **state)
             check_case(ta, tb, 64, 3, 200, 1.0f, -0.25f);
         }
     check_case(0, 0, 5, 7, 0, 1.0f, 0.5f);   /* K = 0: C = beta C */
+    check_case(1, 0, 256, 256, 256, 1.0f, 0.5f);  /* large enough for the CUDA backend to take it */
 }
 
 static void test_sgemv(void **state)
