@@ -1,0 +1,50 @@
+/* hafm/mdxnet.h - MDX-Net (KUIELab TFC-TDF U-Net, "ConvTDFNet") source separation from the
+ * published ONNX files (kuielab mdx-net-submission, UVR "MDX-Net" models).
+ *
+ * Loading reads the ONNX graph and initializers (hafm/onnx.h) and compiles them into a native
+ * step list: Conv (any kernel/stride/pad, im2col + hafm_sgemm), ConvTranspose (kernel ==
+ * stride), MatMul on the last axis, elementwise Add/Mul, Transpose of the last two axes, Relu,
+ * Identity. BatchNormalization after a Conv or ConvTranspose is folded into its weights at load;
+ * after a MatMul it becomes a per-channel scale/shift epilogue; a Relu is fused into the step that
+ * feeds it. Every other op (GroupNorm chains, Reshape, ...) is refused as "not an MDX-Net graph".
+ * Nothing depends on tensor names, so exports of any torch version load.
+ *
+ * Separation follows UVR 5.6 (SeperateMDX.demix with GUI defaults): stereo 44.1 kHz, STFT with
+ * periodic Hann, hop 1024, center/reflect per chunk, bins 0-2 zeroed before the net, chunks of
+ * hop*(dim_t-1) samples with symmetric Hann cross-fades normalised by the window sum, trim
+ * n_fft/2, output * compensate. Working memory is bounded by one chunk whatever the song length.
+ */
+#ifndef HAFM_MDXNET_H
+#define HAFM_MDXNET_H
+
+#include "common.h"
+
+typedef struct {
+    int n_fft;            /* STFT size (UVR table: 4096..16384)                [6144] */
+    int hop;              /* STFT hop                                          [1024] */
+    int dim_t;            /* frames per chunk (multiple of 32); 0 = graph's     [0] */
+    double compensate;    /* output gain (UVR "compensate")                     [1.035] */
+    double overlap;       /* 0 = UVR default (step = chunk - n_fft); else (0,1) [0] */
+    int denoise;          /* 1: 0.5 net(S) - 0.5 net(-S) (UVR "Standard")       [0] */
+    int zero_low_bins;    /* bins zeroed before the net                         [3] */
+} hafm_mdx_params;
+
+void hafm_mdx_defaults(hafm_mdx_params *p);
+
+typedef struct hafm_mdx hafm_mdx;
+
+/* Loads and compiles the ONNX model. NULL + error for an unreadable, truncated or foreign file. */
+hafm_mdx *hafm_mdx_load(const char *path);
+void hafm_mdx_free(hafm_mdx *m);
+int hafm_mdx_dim_f(const hafm_mdx *m);   /* frequency bins the net takes */
+int hafm_mdx_dim_t(const hafm_mdx *m);   /* frames of the graph's declared input (0 if symbolic) */
+int hafm_mdx_steps(const hafm_mdx *m);   /* compiled steps (for messages and tests) */
+
+/* The network alone: out/in [4][dim_f][T], T a multiple of 32. */
+int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T);
+
+/* The primary stem of a stereo 44.1 kHz mixture mix[n][2] into out[n][2] (interleaved).
+ * p->n_fft must exceed 2 * dim_f - 2 (the net's bins must exist). */
+int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const float *mix, int64_t n);
+
+#endif
