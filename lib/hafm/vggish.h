@@ -38,4 +38,14 @@ int64_t hafm_vggish_logmel(float *out, const float *x, int64_t n);
 /* The same from float64 samples (the reference front end's input type). */
 int64_t hafm_vggish_logmel_f64(float *out, const double *x, int64_t n);
 
+typedef struct hafm_vggish hafm_vggish;
+/* Loads either naming (see above). Layer widths are read from the weights (the published model
+ * has 64/128/256/512 channels and FC 12288-4096-4096-128), so reduced test models load too.
+ * NULL + error naming the missing or misshapen tensor. */
+hafm_vggish *hafm_vggish_load(const char *path);
+void hafm_vggish_free(hafm_vggish *m);
+int hafm_vggish_dim(const hafm_vggish *m);    /* embedding size (128 for the published model) */
+/* Embeddings emb [n_examples][dim] of log-mel examples [n_examples][96][64]. */
+int hafm_vggish_embed(hafm_vggish *m, float *emb, const float *examples, int64_t n_examples);
+
 #endif

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include "hafm/vggish.h"
+#include "hafm/safetensors.h"
+#include <unistd.h>
 #include "fadvsep_util.h"
 
 static void test_mel_matrix(void **state) {
@@ -62,12 +64,114 @@ static void test_short_input(void **state) {
     assert_int_equal(hafm_vggish_logmel(NULL, x, 100), 0);
 }
 
+static char *data_path(const char *name) {
+    static char buf[1024];
+    const char *d = getenv("HAFM_DATA");
+    snprintf(buf, sizeof buf, "%s/fadvsep/%s", d && *d ? d : "tests/data", name);
+    return buf;
+}
+
+static void check_embed(const char *model, const char *what) {
+    hafm_vggish *m = hafm_vggish_load(model);
+    assert_non_null(m);
+    assert_int_equal(hafm_vggish_dim(m), 16);
+    float *x = slurp(data_path("vggish_tiny_in_2x96x64.f32"), NULL);
+    float *want = slurp(data_path("vggish_tiny_emb_2x16.f32"), NULL);
+    assert_non_null(x);
+    assert_non_null(want);
+    float emb[32];
+    assert_int_equal(hafm_vggish_embed(m, emb, x, 2), 0);
+    double d = max_abs_diff_f(emb, want, 32);
+    printf("OK (vggish network, %s naming, vs torchvggish forward) max_diff=%.3g\n", what, d);
+    assert_true(d < 1e-5);
+    free(x);
+    free(want);
+    hafm_vggish_free(m);
+}
+
+static void test_network_torch_naming(void **state) {
+    check_embed(data_path("vggish_tiny.safetensors"), "torch-port");
+}
+
+/* the same weights rewritten in the TF checkpoint's naming and layouts give the same embedding */
+static void test_network_tf_naming(void **state) {
+    static const char *torch_conv[6] = { "features.0", "features.3", "features.6", "features.8", "features.11", "features.13" };
+    static const char *tf_conv[6] = { "vggish/conv1", "vggish/conv2", "vggish/conv3/conv3_1", "vggish/conv3/conv3_2",
+                                      "vggish/conv4/conv4_1", "vggish/conv4/conv4_2" };
+    static const char *torch_fc[3] = { "embeddings.0", "embeddings.2", "embeddings.4" };
+    static const char *tf_fc[3] = { "vggish/fc1/fc1_1", "vggish/fc1/fc1_2", "vggish/fc2" };
+    hafm_safetensors *st = hafm_st_open(data_path("vggish_tiny.safetensors"));
+    assert_non_null(st);
+    hafm_st_writer *w = hafm_st_writer_new();
+    char a[64], b[64];
+    for (int i = 0; i < 6; i++) {
+        snprintf(a, sizeof a, "%s.weight", torch_conv[i]);
+        const hafm_st_tensor *t = hafm_st_find(st, a);
+        int64_t O = t->shape[0], I = t->shape[1];
+        float *src = hafm_st_load_f32(st, a, 4, t->shape), *dst = malloc((size_t)t->numel * sizeof(float));
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < I; c++)
+                for (int k = 0; k < 9; k++) dst[(k * I + c) * O + o] = src[(o * I + c) * 9 + k];
+        int64_t hwio[4] = { 3, 3, I, O };
+        snprintf(b, sizeof b, "%s/weights", tf_conv[i]);
+        assert_int_equal(hafm_st_writer_add_f32(w, b, HAFM_DT_F32, 4, hwio, dst), 0);
+        snprintf(a, sizeof a, "%s.bias", torch_conv[i]);
+        snprintf(b, sizeof b, "%s/biases", tf_conv[i]);
+        float *bias = hafm_st_load_f32(st, a, 1, &O);
+        assert_int_equal(hafm_st_writer_add_f32(w, b, HAFM_DT_F32, 1, &O, bias), 0);
+        free(src); free(dst); free(bias);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "%s.weight", torch_fc[i]);
+        const hafm_st_tensor *t = hafm_st_find(st, a);
+        int64_t O = t->shape[0], I = t->shape[1];
+        float *src = hafm_st_load_f32(st, a, 2, t->shape), *dst = malloc((size_t)t->numel * sizeof(float));
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < I; c++) dst[c * O + o] = src[o * I + c];
+        int64_t io[2] = { I, O };
+        snprintf(b, sizeof b, "%s/weights", tf_fc[i]);
+        assert_int_equal(hafm_st_writer_add_f32(w, b, HAFM_DT_F32, 2, io, dst), 0);
+        snprintf(a, sizeof a, "%s.bias", torch_fc[i]);
+        snprintf(b, sizeof b, "%s/biases", tf_fc[i]);
+        float *bias = hafm_st_load_f32(st, a, 1, &O);
+        assert_int_equal(hafm_st_writer_add_f32(w, b, HAFM_DT_F32, 1, &O, bias), 0);
+        free(src); free(dst); free(bias);
+    }
+    char path[] = "/tmp/test_vggish_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(hafm_st_writer_save(w, path), 0);
+    hafm_st_writer_free(w);
+    hafm_st_close(st);
+    check_embed(path, "TF-checkpoint");
+    unlink(path);
+}
+
+static void test_network_errors(void **state) {
+    hafm_st_writer *w = hafm_st_writer_new();
+    float one = 1;
+    int64_t shp[1] = { 1 };
+    hafm_st_writer_add_f32(w, "features.0.bias", HAFM_DT_F32, 1, shp, &one);
+    char path[] = "/tmp/test_vggish_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(hafm_st_writer_save(w, path), 0);
+    hafm_st_writer_free(w);
+    assert_null(hafm_vggish_load(path));
+    printf("OK (foreign weights refused: %s)\n", hafm_last_error());
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mel_matrix),
         cmocka_unit_test(test_logmel_sine),
         cmocka_unit_test(test_logmel_noisechirp),
         cmocka_unit_test(test_short_input),
+        cmocka_unit_test(test_network_torch_naming),
+        cmocka_unit_test(test_network_tf_naming),
+        cmocka_unit_test(test_network_errors),
     };
     return cmocka_run_group_tests_name("vggish", tests, NULL, NULL);
 }
