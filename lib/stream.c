@@ -433,7 +433,7 @@ struct hafm_reader {
     char key[HAFM_MAX_KEY + 1];
     hafm_track **tracks;       /* current item, in declaration order */
     int ntracks, cap_tracks;
-    int32_t *by_id;            /* MAX_IDS entries: index into tracks, or -1 */
+    int32_t *by_id;            /* MAX_IDS entries: 1 + index into tracks, 0 for none (calloc'd) */
     hafm_reader *next_live;    /* registry of open readers (pass-through lookup) */
 };
 
@@ -501,7 +501,7 @@ hafm_reader *hafm_reader_open(FILE *fp, const char *name)
     if (!r) { hafm_error("out of memory"); return NULL; }
     r->fp = fp;
     r->name = strdup(name ? name : "");
-    r->by_id = malloc(MAX_IDS * sizeof *r->by_id);
+    r->by_id = calloc(MAX_IDS, sizeof *r->by_id);
     if (!r->name || !r->by_id) {
         free(r->name);
         free(r->by_id);
@@ -509,7 +509,6 @@ hafm_reader *hafm_reader_open(FILE *fp, const char *name)
         hafm_error("out of memory");
         return NULL;
     }
-    for (int i = 0; i < MAX_IDS; i++) r->by_id[i] = -1;
     msgpack_unpacked_init(&r->up);
     r->state = R_START;
     live_add(r);
@@ -520,7 +519,7 @@ static void clear_tracks(hafm_reader *r)
 {
     for (int i = 0; i < r->ntracks; i++) {
         hafm_track *t = r->tracks[i];
-        if (t->id >= 0 && t->id < MAX_IDS) r->by_id[t->id] = -1;
+        if (t->id >= 0 && t->id < MAX_IDS) r->by_id[t->id] = 0;
         hafm_track_free(t);
         free(t);
     }
@@ -943,7 +942,7 @@ static hafm_track *lookup(hafm_reader *r, const char *msg, const field *f, int64
     uint64_t u = 0;
     if (get_uint(r, msg, f, MAX_IDS - 1, 1, &u) < 0) return NULL;
     *id = (int64_t)u;
-    int idx = r->by_id[u];
+    int idx = r->by_id[u] - 1;
     if (idx < 0) {
         rfail(r, "%s: unknown track id %llu", msg, (unsigned long long)u);
         return NULL;
@@ -961,8 +960,8 @@ static int on_track(hafm_reader *r, const msgpack_object *m, hafm_event *ev)
         return -1;
     }
     int err = 0;
-    if (r->by_id[t->id] >= 0) {
-        rfail(r, "duplicate track id %d ('%s' and '%s')", t->id, r->tracks[r->by_id[t->id]]->name, t->name);
+    if (r->by_id[t->id] > 0) {
+        rfail(r, "duplicate track id %d ('%s' and '%s')", t->id, r->tracks[r->by_id[t->id] - 1]->name, t->name);
         err = 1;
     } else if (hafm_reader_find_track(r, t->name)) {
         rfail(r, "duplicate track name '%s' (ids %d and %d)", t->name, hafm_reader_find_track(r, t->name)->id, t->id);
@@ -978,8 +977,8 @@ static int on_track(hafm_reader *r, const msgpack_object *m, hafm_event *ev)
         free(t);
         return -1;
     }
-    r->by_id[t->id] = r->ntracks;
     r->tracks[r->ntracks++] = t;
+    r->by_id[t->id] = r->ntracks;
     ev->type = HAFM_EV_TRACK;
     ev->track = t;
     return 0;
