@@ -1,7 +1,7 @@
 # hafm - build, test, install. See README.md.
 #
 #   make                 libhafm (static + shared) and every command into bin/
-#   make CUDA=1          the same with the cuBLAS backend (build/cuda, bin-cuda/)
+#   make CUDA=1          the same with the cuBLAS backend (build/cuda/, commands in build/cuda/bin/)
 #   make test            the whole suite; last line "N passed, N failed"
 #   make SANITIZE=1 test the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz            libFuzzer targets, FUZZ_SECONDS each (default 60)
@@ -16,7 +16,6 @@ DESTDIR   ?=
 CC        ?= cc
 MARCH     ?= native
 PKGS      := msgpack sndfile soxr fftw3f libcjson openblas lapacke libebur128 libprotobuf-c
-NVCC      ?= /usr/local/cuda/bin/nvcc
 CUDA_HOME ?= /usr/local/cuda
 
 ifeq ($(origin CC),default)
@@ -42,7 +41,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CFLAGS   ?=
 WARN     := -Wall -Wextra -Wno-unused-parameter
-BASE_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fPIC -fopenmp -Ilib $(PKG_CFLAGS) -DHAFM_VERSION_STRING='"$(VERSION)"'
+BASE_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fPIC -fopenmp -Ilib $(PKG_CFLAGS)
 LIBS     := $(PKG_LIBS) -lgomp -lm -lpthread
 ifeq ($(CUDA),1)
 BASE_CFLAGS += -DHAFM_CUDA -I$(CUDA_HOME)/include
@@ -53,8 +52,6 @@ ALL_LDFLAGS := $(LDSAN) $(LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:lib/%.c=$(O)/lib/%.o)
-CU_SRC   := $(if $(filter 1,$(CUDA)),$(sort $(wildcard lib/cuda/*.cu)))
-CU_OBJ   := $(CU_SRC:lib/cuda/%.cu=$(O)/lib/cuda/%.o)
 HDRS     := lib/hafm.h $(wildcard lib/hafm/*.h) $(wildcard lib/*.h)
 CMD_SRC  := $(sort $(wildcard cmd/*.c))
 CMDS     := $(CMD_SRC:cmd/%.c=%)
@@ -65,7 +62,7 @@ TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 STATIC   := $(O)/libhafm.a
 SHARED   := $(O)/libhafm.so.$(VERSION)
 
-.PHONY: all lib cmds tests test fuzz bench install uninstall clean deps check-man valgrind
+.PHONY: all lib cmds tests test check fuzz fuzz-build bench install uninstall clean deps valgrind
 all: lib cmds $(O)/hafm.pc
 
 lib: $(STATIC) $(SHARED)
@@ -75,14 +72,11 @@ tests: $(TEST_BIN) cmds
 $(O)/lib/%.o: lib/%.c $(HDRS) | $(O)/lib
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(O)/lib/cuda/%.o: lib/cuda/%.cu $(HDRS) | $(O)/lib/cuda
-	$(NVCC) -O3 -Xcompiler -fPIC -Ilib -c $< -o $@
-
-$(STATIC): $(LIB_OBJ) $(CU_OBJ)
+$(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ) $(CU_OBJ)
+$(SHARED): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libhafm.so.0 $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 	ln -sf libhafm.so.$(VERSION) $(O)/libhafm.so.0
 	ln -sf libhafm.so.$(VERSION) $(O)/libhafm.so
@@ -98,7 +92,7 @@ $(O)/hafm.pc: Makefile | $(O)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hafm\nDescription: hierarchical autoregressive accompaniment generation toolkit\nVersion: %s\nRequires.private: %s\nLibs: -L$${libdir} -lhafm\nLibs.private: -lgomp -lm -lpthread\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(PKGS)' > $@
 
-$(O) $(O)/lib $(O)/lib/cuda $(O)/tests $(BIN):
+$(O) $(O)/lib $(O)/tests $(BIN):
 	mkdir -p $@
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -115,14 +109,20 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS)
 	mkdir -p build/fuzz
-	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp=libgomp \
-	  -Ilib $(PKG_CFLAGS) -DHAFM_VERSION_STRING='"$(VERSION)"' -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lgomp -lm -lpthread
+	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Ilib $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lgomp -lm -lpthread
 fuzz-build: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
 	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-bench: all
-	bench/run
+# bench/*.c are benchmark programs (build/<variant>/bench/NAME); bench/*.sh run them.
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+$(O)/bench/%: bench/%.c $(STATIC) $(HDRS)
+	@mkdir -p $(O)/bench
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(STATIC) $(LIBS)
+bench: all $(BENCH_BIN)
+	HAFM_BENCHBIN=$(abspath $(O)/bench) bench/run
 
 # ---- install ----------------------------------------------------------------------------------
 MAN1 := $(wildcard man/man1/*.1)
@@ -156,3 +156,9 @@ deps:
 
 clean:
 	rm -rf build bin
+
+# ---- what CI runs (README's test command): release suite with fuzzing, sanitizer suite, valgrind
+check:
+	$(MAKE) test
+	$(MAKE) SANITIZE=1 test
+	$(MAKE) valgrind

@@ -1,0 +1,76 @@
+/* linalg.c - hafm_sgemm and friends over OpenBLAS, dispatching large problems to cuBLAS when the
+ * library is built with CUDA=1 and a device is present (lib/linalg_cuda.c). */
+#include "hafm/linalg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+#ifdef HAFM_CUDA
+/* lib/linalg_cuda.c: returns 0 when it ran the product on the GPU, -1 to fall back. */
+int hafm_cuda_available(void);
+int hafm_cuda_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Below this many multiply-adds the copies to and from the device cost more than they save. */
+#define CUDA_MIN_MACS (1LL << 24)
+#endif
+
+void hafm_backend_init(void)
+{
+    /* The CUDA probe is lazy (first large product) so tools that never multiply matrices do
+     * not touch the driver or print the fallback notice. */
+}
+
+const char *hafm_backend_name(void)
+{
+#ifdef HAFM_CUDA
+    if (hafm_cuda_available()) return "cublas";
+#endif
+    return "openblas";
+}
+
+void hafm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+#ifdef HAFM_CUDA
+    if ((long long)M * N * K >= CUDA_MIN_MACS &&
+        hafm_cuda_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
+#endif
+    if (K <= 0) {   /* BLAS leaves C untouched for K == 0 only when beta == 1 */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void hafm_sgemm_strided_batched(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                const float *A, int lda, int64_t stride_a,
+                                const float *B, int ldb, int64_t stride_b, float beta,
+                                float *C, int ldc, int64_t stride_c, int batch)
+{
+    for (int b = 0; b < batch; b++)
+        hafm_sgemm(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb,
+                   beta, C + b * stride_c, ldc);
+}
+
+void hafm_sgemv(int trans_a, int M, int N, float alpha, const float *A, int lda,
+                const float *x, float beta, float *y)
+{
+    if (M <= 0 || N <= 0) return;
+    cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
+}
+
+void *hafm_aligned_alloc(size_t nbytes)
+{
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) {
+        hafm_error("out of memory (%zu bytes)", nbytes);
+        hafm_die_last();
+    }
+    return p;
+}
