@@ -67,4 +67,45 @@ int hafm_fad_stats_save(const hafm_fad_stats *s, const char *path,
 /* Loads into an uninitialised s. Fails on any other content. */
 int hafm_fad_stats_load(hafm_fad_stats *s, const char *path);
 
+/* ---- sets of songs (the fad command) --------------------------------------------------------
+ * A set is given as: a directory (its audio files, by name: .wav .flac .ogg .oga .opus .mp3 .aif
+ * .aiff .au .caf .w64), "@LIST" (a file of paths, one per line, '#' comments), one audio file, or
+ * a hafm stream (a file, or "-" for stdin) whose items each carry a features track (used as is)
+ * or an audio track (embedded). Embeddings of audio: "vggish" (weights in cfg->model). */
+typedef struct {
+    const char *emb;          /* "vggish" or "features" (streams with features tracks only) */
+    const char *model;        /* embedding weights (safetensors) */
+    const char *track;        /* stream track to read; NULL: the item's only features track, else its audio */
+    const char *cache_dir;    /* per-file statistics cache; NULL: none */
+} hafm_fad_config;
+
+typedef struct {
+    char *name;               /* file path or stream item key */
+    hafm_fad_stats stats;
+    int cached;               /* statistics came from the cache */
+} hafm_fad_song;
+
+typedef struct {
+    hafm_fad_song *songs;
+    int nsongs;
+    hafm_fad_stats total;     /* merged over songs; dim 0 until the first song */
+    float *frames;            /* [nframes, dim] when loaded with keep_frames */
+    int64_t nframes;
+} hafm_fad_set;
+
+typedef struct hafm_fad_embedder hafm_fad_embedder;
+/* NULL + error (unknown embedding, unreadable weights). */
+hafm_fad_embedder *hafm_fad_embedder_new(const hafm_fad_config *cfg);
+void hafm_fad_embedder_free(hafm_fad_embedder *e);
+
+/* Loads every song of spec; keep_frames keeps the embeddings (FAD-inf) and bypasses the cache
+ * for reading. Errors name the file or item. */
+int hafm_fad_set_load(hafm_fad_set *set, const char *spec, hafm_fad_embedder *e, int keep_frames);
+void hafm_fad_set_free(hafm_fad_set *set);
+
+/* The cache file of an audio file for this embedder: DIR/<16 hex digits>.safetensors, the
+ * digits an FNV-1a 64-bit hash of "hafm-fad-1", the embedding name, the weights file's identity
+ * (resolved path, size, modification time) and every byte of the audio file. */
+int hafm_fad_cache_path(const hafm_fad_embedder *e, const char *audio_path, char *out, size_t cap);
+
 #endif
