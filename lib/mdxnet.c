@@ -1,5 +1,6 @@
 /* mdxnet.c - MDX-Net compiled from its ONNX graph, and UVR's chunked separation (hafm/mdxnet.h). */
 #include "hafm/mdxnet.h"
+#include "hafm/audio.h"
 #include "hafm/linalg.h"
 #include "hafm/onnx.h"
 #include "hafm/stft.h"
@@ -714,5 +715,47 @@ int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const f
     free(x); free(y); free(spec); free(net_in); free(net_out); free(net_neg);
     free(res); free(div); free(win);
     hafm_stft_free(&st);
+    return rc;
+}
+
+int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumental, float *vocal,
+                            float *accomp, const float *x, int64_t n, int channels, int sample_rate) {
+    const int rate = 44100;
+    float *primary = instrumental ? accomp : vocal, *secondary = instrumental ? vocal : accomp;
+    int rc = 0;
+    for (int c0 = 0; c0 < channels && rc == 0; c0 += 2) {
+        int pair = c0 + 1 < channels;
+        hafm_audio in = { 0 }, in44 = { 0 }, out44 = { 0 }, out = { 0 };
+        in.frames = n;
+        in.channels = 2;
+        in.sample_rate = sample_rate;
+        in.data = hafm_xmalloc((size_t)n * 2 * sizeof(float));
+        for (int64_t i = 0; i < n; i++) {
+            in.data[2 * i] = x[i * channels + c0];
+            in.data[2 * i + 1] = x[i * channels + c0 + pair];
+        }
+        if (hafm_audio_resample(&in, rate, &in44) < 0) { hafm_audio_free(&in); return -1; }
+        hafm_audio_free(&in);
+        out44 = in44;
+        out44.data = hafm_xmalloc((size_t)in44.frames * 2 * sizeof(float));
+        rc = hafm_mdx_separate(m, p, out44.data, in44.data, in44.frames);
+        hafm_audio_free(&in44);
+        if (rc == 0) rc = hafm_audio_resample(&out44, sample_rate, &out);
+        hafm_audio_free(&out44);
+        if (rc == 0)
+            for (int64_t i = 0; i < n; i++) {
+                /* resampling back can differ by a sample in length: missing samples are 0 */
+                float l = i < out.frames ? out.data[2 * i] : 0.0f, r = i < out.frames ? out.data[2 * i + 1] : 0.0f;
+                if (pair) {
+                    primary[i * channels + c0] = l;
+                    primary[i * channels + c0 + 1] = r;
+                } else {
+                    primary[i * channels + c0] = 0.5f * (l + r);
+                }
+            }
+        hafm_audio_free(&out);
+    }
+    if (rc == 0)
+        for (int64_t i = 0; i < n * channels; i++) secondary[i] = x[i] - primary[i];
     return rc;
 }

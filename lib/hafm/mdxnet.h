@@ -47,4 +47,12 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T);
  * p->n_fft must exceed 2 * dim_f - 2 (the net's bins must exist). */
 int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const float *mix, int64_t n);
 
+/* Vocal and accompaniment of audio at any rate and channel count: resampled to 44.1 kHz (libsoxr),
+ * channels taken in pairs (a lone channel is duplicated into a pair and averaged back), the
+ * primary stem separated and resampled back, the other stem = mixture - primary in the input
+ * domain. instrumental: the model's primary stem is the accompaniment (UVR "Instrumental"
+ * models). x, vocal, accomp: [n][channels]. */
+int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumental, float *vocal,
+                            float *accomp, const float *x, int64_t n, int channels, int sample_rate);
+
 #endif
