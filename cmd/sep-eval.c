@@ -197,6 +197,7 @@ int main(int argc, char **argv)
     for (int i = optind; i < argc; i++) stdin_uses += !strcmp(argv[i], "-");
     if (stdin_uses > 1) hafm_usage_error("only one input can be read from stdin");
 
+    if (npaths > 2 && npaths / 2 != nsrc) hafm_usage_error("%d file pairs but %d source names (-s)", npaths / 2, nsrc);
     song *songs = NULL;
     int nsongs = 0;
     if (is_stream_path(argv[optind])) {
