@@ -26,11 +26,21 @@ typedef struct {
 
 typedef struct {
     float *data;
+    size_t cap;                    /* floats allocated */
     int c, h, w;
     int uses;                      /* remaining consumers in the current run */
 } value;
 
+/* Freed activations are kept for reuse: the same few sizes recur at every level, and fresh
+ * 64 MiB allocations would be returned to the system and faulted in again at every step. */
+typedef struct {
+    float *p;
+    size_t n;
+} pool_block;
+
 struct hafm_mdx {
+    pool_block *pool;
+    int npool, pool_cap;
     step *steps;
     int nsteps;
     int nslots;
@@ -391,10 +401,10 @@ fail:
 void hafm_mdx_free(hafm_mdx *m) {
     if (!m) return;
     free_steps(m);
-    if (m->vals)
-        for (int i = 0; i < m->nslots; i++) free(m->vals[i].data);
     free(m->vals);
     free(m->slot_uses);
+    for (int i = 0; i < m->npool; i++) free(m->pool[i].p);
+    free(m->pool);
     free(m);
 }
 
@@ -488,10 +498,32 @@ static void convt_forward(const step *s, float *out, const float *in, int H, int
 
 /* ---- execution ----------------------------------------------------------------------------- */
 
+/* a buffer of at least *n floats; *n becomes its capacity */
+static float *pool_get(hafm_mdx *m, size_t *n) {
+    int best = -1;
+    for (int i = 0; i < m->npool; i++)
+        if (m->pool[i].n >= *n && (best < 0 || m->pool[i].n < m->pool[best].n)) best = i;
+    if (best >= 0) {
+        float *p = m->pool[best].p;
+        *n = m->pool[best].n;
+        m->pool[best] = m->pool[--m->npool];
+        return p;
+    }
+    return hafm_aligned_alloc(*n * sizeof(float));
+}
+
+static void pool_put(hafm_mdx *m, float *p, size_t n) {
+    if (m->npool == m->pool_cap) {
+        m->pool_cap = m->pool_cap ? 2 * m->pool_cap : 16;
+        m->pool = hafm_xrealloc(m->pool, (size_t)m->pool_cap * sizeof *m->pool);
+    }
+    m->pool[m->npool++] = (pool_block){ p, n };
+}
+
 static void release(hafm_mdx *m, int slot) {
     value *v = &m->vals[slot];
     if (--v->uses == 0 && slot != m->input_slot) {
-        free(v->data);
+        pool_put(m, v->data, v->cap);
         v->data = NULL;
     }
 }
@@ -520,7 +552,8 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T) {
             int Ho = (H + 2 * s->ph - s->kh) / s->sh + 1, Wo = (W + 2 * s->pw - s->kw) / s->sw + 1;
             if (Ho < 1 || Wo < 1) { rc = -1; break; }
             y->c = s->co; y->h = Ho; y->w = Wo;
-            y->data = hafm_aligned_alloc(((size_t)s->co * Ho * Wo) * sizeof(float));
+            y->cap = (size_t)s->co * Ho * Wo;
+            y->data = pool_get(m, &y->cap);
             conv_forward(s, y->data, x->data, H, W, Ho, Wo);
             epilogue(y->data, s->co, (int64_t)Ho * Wo, s->scale, s->shift, s->relu);
             break;
@@ -528,21 +561,24 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T) {
         case ST_CONVT:
             if (C != s->ci) { rc = -1; break; }
             y->c = s->co; y->h = H * s->kh; y->w = W * s->kw;
-            y->data = hafm_aligned_alloc(((size_t)y->c * y->h * y->w) * sizeof(float));
+            y->cap = (size_t)y->c * y->h * y->w;
+            y->data = pool_get(m, &y->cap);
             convt_forward(s, y->data, x->data, H, W);
             epilogue(y->data, s->co, (int64_t)y->h * y->w, s->scale, s->shift, s->relu);
             break;
         case ST_MATMUL:
             if (W != s->kin || (s->scale && s->co != C)) { rc = -1; break; }
             y->c = C; y->h = H; y->w = s->kout;
-            y->data = hafm_aligned_alloc(((size_t)C * H * s->kout) * sizeof(float));
+            y->cap = (size_t)C * H * s->kout;
+            y->data = pool_get(m, &y->cap);
             hafm_sgemm(0, 0, C * H, s->kout, s->kin, 1.0f, x->data, s->kin, s->w, s->kout, 0.0f, y->data, s->kout);
             epilogue(y->data, C, (int64_t)H * s->kout, s->scale, s->shift, s->relu);
             break;
         case ST_BIAS_LAST:
             if (W != s->kout || (s->scale && s->co != C)) { rc = -1; break; }
             y->c = C; y->h = H; y->w = W;
-            y->data = hafm_aligned_alloc((n) * sizeof(float));
+            y->cap = n;
+            y->data = pool_get(m, &y->cap);
 #pragma omp parallel for schedule(static)
             for (int64_t r = 0; r < (int64_t)C * H; r++)
                 for (int j = 0; j < W; j++) y->data[r * W + j] = x->data[r * W + j] + s->w[j];
@@ -552,7 +588,8 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T) {
         case ST_MUL:
             if (x1->c != C || x1->h != H || x1->w != W) { rc = -1; break; }
             y->c = C; y->h = H; y->w = W;
-            y->data = hafm_aligned_alloc((n) * sizeof(float));
+            y->cap = n;
+            y->data = pool_get(m, &y->cap);
             if (s->kind == ST_ADD) {
 #pragma omp parallel for schedule(static)
                 for (size_t i = 0; i < n; i++) y->data[i] = x->data[i] + x1->data[i];
@@ -566,13 +603,15 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T) {
         case ST_AFFINE:
             if (s->scale && s->co != C) { rc = -1; break; }
             y->c = C; y->h = H; y->w = W;
-            y->data = hafm_aligned_alloc((n) * sizeof(float));
+            y->cap = n;
+            y->data = pool_get(m, &y->cap);
             memcpy(y->data, x->data, n * sizeof(float));
             epilogue(y->data, C, (int64_t)H * W, s->scale, s->shift, s->relu);
             break;
         case ST_TRANSPOSE:
             y->c = C; y->h = W; y->w = H;
-            y->data = hafm_aligned_alloc((n) * sizeof(float));
+            y->cap = n;
+            y->data = pool_get(m, &y->cap);
 #pragma omp parallel for collapse(2) schedule(static)
             for (int c = 0; c < C; c++)
                 for (int j0 = 0; j0 < W; j0 += 32) {
@@ -598,7 +637,7 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T) {
     }
     if (rc == 0) memcpy(out, vo->data, (size_t)4 * m->dim_f * T * sizeof(float));
     for (int i = 0; i < m->nslots; i++) {
-        if (i != m->input_slot) free(m->vals[i].data);
+        if (i != m->input_slot && m->vals[i].data) pool_put(m, m->vals[i].data, m->vals[i].cap);
         m->vals[i].data = NULL;
     }
     return rc;
