@@ -85,6 +85,10 @@ setup() {
 }
 
 @test "MDX-Net: a foreign or truncated ONNX file is refused" {
+    run "$VS" -m "$D/other_arch.onnx" -v "$T/v.wav" "$D/mix.wav"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"not an MDX-Net"* ]]
+    [ ! -e "$T/v.wav" ]
     head -c 3000 /dev/urandom > "$T/bad.onnx"
     run "$VS" -m "$T/bad.onnx" -v "$T/v.wav" "$D/mix.wav"
     [ "$status" -eq 1 ]

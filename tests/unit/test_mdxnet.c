@@ -119,6 +119,16 @@ static void test_bad_files(void **state) {
     }
     unlink(path);
     assert_null(hafm_mdx_load("/nonexistent/model.onnx"));
+    /* a valid ONNX file of another architecture (Conv, Relu, Flatten, Gemm, Softmax) */
+    char other[1024];
+    const char *d = getenv("HAFM_DATA");
+    snprintf(other, sizeof other, "%s/fadvsep/other_arch.onnx", d && *d ? d : "tests/data");
+    hafm_onnx *o = hafm_onnx_load(other);
+    assert_non_null(o);
+    hafm_onnx_free(o);
+    assert_null(hafm_mdx_load(other));
+    printf("OK (other architecture refused: %s)\n", hafm_last_error());
+    assert_non_null(strstr(hafm_last_error(), "not an MDX-Net"));
 }
 
 int main(void) {
