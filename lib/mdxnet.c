@@ -674,87 +674,182 @@ static void chunk_wave(const hafm_stft *st, float *spec, float *y, const float *
     }
 }
 
-int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const float *mix, int64_t N) {
+/* The UVR chunk loop, incremental: a chunk runs as soon as its samples are in (or at the end,
+ * when the padded length L is known), and the positions before the next chunk's start are final.
+ * Padded position j holds mix[j - trim]; positions past the mixture are zeros. */
+struct hafm_mdx_stream {
+    hafm_mdx *m;
+    hafm_mdx_params p;
+    hafm_stft st;
+    int T;
+    int64_t trim, chunk, step, gen;
+    float *buf;                 /* padded positions [start, start + buf_len), stereo */
+    int64_t buf_len, buf_cap;
+    int64_t received;           /* mixture samples pushed */
+    int64_t start;              /* next chunk's start = first position not yet final */
+    int64_t L;                  /* padded length, known after the final push (else -1) */
+    double *res, *div;          /* accumulators over [start, start + chunk) */
+    double *win;
+    float *x, *y, *spec, *net_in, *net_out, *net_neg;
+    float *out;
+    int64_t out_cap;
+};
+
+void hafm_mdx_stream_free(hafm_mdx_stream *s) {
+    if (!s) return;
+    hafm_stft_free(&s->st);
+    free(s->buf); free(s->res); free(s->div); free(s->win);
+    free(s->x); free(s->y); free(s->spec); free(s->net_in); free(s->net_out); free(s->net_neg);
+    free(s->out);
+    free(s);
+}
+
+hafm_mdx_stream *hafm_mdx_stream_new(hafm_mdx *m, const hafm_mdx_params *p) {
     const int dim_f = m->dim_f;
     const int T = p->dim_t > 0 ? p->dim_t : (m->dim_t > 0 ? m->dim_t : 256);
-    if (N < 1) {
-        hafm_error("MDX-Net: empty audio");
-        return -1;
-    }
     if (p->n_fft < 2 * dim_f - 1 || p->n_fft % 2 || p->hop < 1 || T % 32 || T < 32) {
         hafm_error("MDX-Net: n_fft %d / hop %d / dim_t %d do not fit a model of dim_f %d", p->n_fft,
                    p->hop, T, dim_f);
-        return -1;
+        return NULL;
     }
-    const int64_t trim = p->n_fft / 2, chunk = (int64_t)p->hop * (T - 1), gen = chunk - 2 * trim;
-    if (gen <= 0) {
-        hafm_error("MDX-Net: chunk of %lld samples is not longer than n_fft", (long long)chunk);
-        return -1;
+    hafm_mdx_stream *s = hafm_xcalloc(1, sizeof *s);
+    s->m = m;
+    s->p = *p;
+    s->T = T;
+    s->trim = p->n_fft / 2;
+    s->chunk = (int64_t)p->hop * (T - 1);
+    s->gen = s->chunk - 2 * s->trim;
+    if (s->gen <= 0) {
+        hafm_error("MDX-Net: chunk of %lld samples is not longer than n_fft", (long long)s->chunk);
+        free(s);
+        return NULL;
     }
-    const int64_t pad = gen + trim - N % gen, L = N + trim + pad;
-    int64_t step = p->overlap > 0 ? (int64_t)((1.0 - p->overlap) * (double)chunk) : chunk - p->n_fft;
-    if (step < 1) step = 1;
-    hafm_stft st;
-    if (hafm_stft_init(&st, p->n_fft, p->n_fft, p->hop, NULL) < 0) return -1;
+    s->step = p->overlap > 0 ? (int64_t)((1.0 - p->overlap) * (double)s->chunk) : s->chunk - p->n_fft;
+    if (s->step < 1) s->step = 1;
+    if (s->step > s->chunk) s->step = s->chunk;
+    if (hafm_stft_init(&s->st, p->n_fft, p->n_fft, p->hop, NULL) < 0) {
+        free(s);
+        return NULL;
+    }
     size_t net_n = (size_t)4 * dim_f * T;
-    float *x = hafm_xmalloc((size_t)chunk * 2 * sizeof(float));
-    float *y = hafm_xmalloc((size_t)chunk * 2 * sizeof(float));
-    float *spec = hafm_xmalloc((size_t)T * st.nbins * 2 * sizeof(float));
-    float *net_in = hafm_aligned_alloc(net_n * sizeof(float));
-    float *net_out = hafm_aligned_alloc(net_n * sizeof(float));
-    float *net_neg = p->denoise ? hafm_aligned_alloc(net_n * sizeof(float)) : NULL;
-    /* accumulators over padded positions [base, base + acc_len): everything before the next
-     * chunk's start is final and is written out, so memory stays one chunk plus one step */
-    int64_t acc_len = chunk + step;
-    double *res = hafm_xcalloc((size_t)acc_len * 2, sizeof(double));
-    double *div = hafm_xcalloc((size_t)acc_len, sizeof(double));
-    double *win = hafm_xmalloc((size_t)chunk * sizeof(double));
-    int64_t base = 0;
-    int rc = 0;
-    for (int64_t start = 0; start < L && rc == 0; start += step) {
-        int64_t end = start + chunk < L ? start + chunk : L, n = end - start;
-        /* padded index j holds mix[j - trim] for trim <= j < trim + N, zeros elsewhere */
-        for (int64_t i = 0; i < chunk; i++) {
-            int64_t j = start + i - trim;
-            int ok = i < n && j >= 0 && j < N;
-            x[2 * i] = ok ? mix[2 * j] : 0.0f;
-            x[2 * i + 1] = ok ? mix[2 * j + 1] : 0.0f;
-        }
-        chunk_spec(&st, spec, net_in, x, (int)chunk, T, dim_f, p->zero_low_bins);
-        if (hafm_mdx_forward(m, net_out, net_in, T) < 0) { rc = -1; break; }
-        if (p->denoise) {
-            for (size_t i = 0; i < net_n; i++) net_in[i] = -net_in[i];
-            if (hafm_mdx_forward(m, net_neg, net_in, T) < 0) { rc = -1; break; }
-            for (size_t i = 0; i < net_n; i++) net_out[i] = 0.5f * net_out[i] - 0.5f * net_neg[i];
-        }
-        chunk_wave(&st, spec, y, net_out, (int)chunk, T, dim_f);
-        /* numpy.hanning(n): symmetric, zero ends; hanning(1) = [1] */
-        for (int64_t i = 0; i < n; i++) win[i] = n > 1 ? 0.5 - 0.5 * cos(2.0 * M_PI * (double)i / (double)(n - 1)) : 1.0;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t a = start + i - base;
-            res[2 * a] += (double)y[2 * i] * win[i];
-            res[2 * a + 1] += (double)y[2 * i + 1] * win[i];
-            div[a] += win[i];
-        }
-        /* positions below the next start are complete */
-        int64_t next = start + step < L ? start + step : L;
-        for (int64_t jp = base; jp < next; jp++) {
-            int64_t a = jp - base, o = jp - trim;
-            if (o >= 0 && o < N)
-                for (int c = 0; c < 2; c++)
-                    out[2 * o + c] = (float)(res[2 * a + c] / div[a] * p->compensate);
-        }
-        int64_t shift = next - base;
-        memmove(res, res + 2 * shift, (size_t)(acc_len - shift) * 2 * sizeof(double));
-        memset(res + 2 * (acc_len - shift), 0, (size_t)shift * 2 * sizeof(double));
-        memmove(div, div + shift, (size_t)(acc_len - shift) * sizeof(double));
-        memset(div + (acc_len - shift), 0, (size_t)shift * sizeof(double));
-        base = next;
+    s->L = -1;
+    s->buf_cap = s->chunk + s->trim;
+    s->buf = hafm_xcalloc((size_t)s->buf_cap * 2, sizeof(float));
+    s->buf_len = s->trim;        /* the leading zeros */
+    s->res = hafm_xcalloc((size_t)s->chunk * 2, sizeof(double));
+    s->div = hafm_xcalloc((size_t)s->chunk, sizeof(double));
+    s->win = hafm_xmalloc((size_t)s->chunk * sizeof(double));
+    s->x = hafm_xmalloc((size_t)s->chunk * 2 * sizeof(float));
+    s->y = hafm_xmalloc((size_t)s->chunk * 2 * sizeof(float));
+    s->spec = hafm_xmalloc((size_t)T * s->st.nbins * 2 * sizeof(float));
+    s->net_in = hafm_aligned_alloc(net_n * sizeof(float));
+    s->net_out = hafm_aligned_alloc(net_n * sizeof(float));
+    s->net_neg = p->denoise ? hafm_aligned_alloc(net_n * sizeof(float)) : NULL;
+    return s;
+}
+
+/* runs the chunk at s->start over n padded samples, then emits the positions before the next
+ * start into s->out (from index *nout) */
+static int run_chunk(hafm_mdx_stream *s, int64_t n, int64_t *nout) {
+    const int dim_f = s->m->dim_f, T = s->T;
+    const int64_t chunk = s->chunk;
+    size_t net_n = (size_t)4 * dim_f * T;
+    for (int64_t i = 0; i < chunk; i++) {
+        int ok = i < n && i < s->buf_len;
+        s->x[2 * i] = ok ? s->buf[2 * i] : 0.0f;
+        s->x[2 * i + 1] = ok ? s->buf[2 * i + 1] : 0.0f;
     }
-    free(x); free(y); free(spec); free(net_in); free(net_out); free(net_neg);
-    free(res); free(div); free(win);
-    hafm_stft_free(&st);
-    return rc;
+    chunk_spec(&s->st, s->spec, s->net_in, s->x, (int)chunk, T, dim_f, s->p.zero_low_bins);
+    if (hafm_mdx_forward(s->m, s->net_out, s->net_in, T) < 0) return -1;
+    if (s->p.denoise) {
+        for (size_t i = 0; i < net_n; i++) s->net_in[i] = -s->net_in[i];
+        if (hafm_mdx_forward(s->m, s->net_neg, s->net_in, T) < 0) return -1;
+        for (size_t i = 0; i < net_n; i++) s->net_out[i] = 0.5f * s->net_out[i] - 0.5f * s->net_neg[i];
+    }
+    chunk_wave(&s->st, s->spec, s->y, s->net_out, (int)chunk, T, dim_f);
+    /* numpy.hanning(n): symmetric, zero ends; hanning(1) = [1] */
+    for (int64_t i = 0; i < n; i++)
+        s->win[i] = n > 1 ? 0.5 - 0.5 * cos(2.0 * M_PI * (double)i / (double)(n - 1)) : 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        s->res[2 * i] += (double)s->y[2 * i] * s->win[i];
+        s->res[2 * i + 1] += (double)s->y[2 * i + 1] * s->win[i];
+        s->div[i] += s->win[i];
+    }
+    int64_t next = s->L >= 0 && s->start + s->step >= s->L ? s->L : s->start + s->step;
+    int64_t shift = next - s->start;
+    int64_t N = s->L >= 0 ? s->received : INT64_MAX;
+    for (int64_t a = 0; a < shift; a++) {
+        int64_t o = s->start + a - s->trim;
+        if (o < 0 || o >= N) continue;
+        if (*nout >= s->out_cap) {
+            s->out_cap = s->out_cap ? 2 * s->out_cap : 65536;
+            s->out = hafm_xrealloc(s->out, (size_t)s->out_cap * 2 * sizeof(float));
+        }
+        for (int c = 0; c < 2; c++)
+            s->out[2 * *nout + c] = (float)(s->res[2 * a + c] / s->div[a] * s->p.compensate);
+        (*nout)++;
+    }
+    if (shift < chunk) {
+        memmove(s->res, s->res + 2 * shift, (size_t)(chunk - shift) * 2 * sizeof(double));
+        memmove(s->div, s->div + shift, (size_t)(chunk - shift) * sizeof(double));
+    }
+    int64_t keep = shift < chunk ? chunk - shift : 0;
+    memset(s->res + 2 * keep, 0, (size_t)(chunk - keep) * 2 * sizeof(double));
+    memset(s->div + keep, 0, (size_t)(chunk - keep) * sizeof(double));
+    int64_t drop = shift < s->buf_len ? shift : s->buf_len;
+    memmove(s->buf, s->buf + 2 * drop, (size_t)(s->buf_len - drop) * 2 * sizeof(float));
+    s->buf_len -= drop;
+    s->start = next;
+    return 0;
+}
+
+int64_t hafm_mdx_stream_push(hafm_mdx_stream *s, const float *x, int64_t n, int final, const float **out) {
+    int64_t nout = 0;
+    *out = NULL;
+    if (s->L >= 0) {
+        hafm_error("MDX-Net stream: push after the final push");
+        return -1;
+    }
+    if (n > 0) {
+        if (s->buf_len + n > s->buf_cap) {
+            s->buf_cap = s->buf_len + n + s->chunk;
+            s->buf = hafm_xrealloc(s->buf, (size_t)s->buf_cap * 2 * sizeof(float));
+        }
+        memcpy(s->buf + 2 * s->buf_len, x, (size_t)n * 2 * sizeof(float));
+        s->buf_len += n;
+        s->received += n;
+    }
+    /* chunks whose samples are all in */
+    while (s->start + s->chunk <= s->trim + s->received)
+        if (run_chunk(s, s->chunk, &nout) < 0) return -1;
+    if (final) {
+        if (s->received == 0) {
+            hafm_error("MDX-Net: empty audio");
+            return -1;
+        }
+        int64_t N = s->received, pad = s->gen + s->trim - N % s->gen;
+        s->L = N + s->trim + pad;
+        while (s->start < s->L) {
+            int64_t end = s->start + s->chunk < s->L ? s->start + s->chunk : s->L;
+            if (run_chunk(s, end - s->start, &nout) < 0) return -1;
+        }
+    }
+    *out = s->out;
+    return nout;
+}
+
+int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const float *mix, int64_t N) {
+    hafm_mdx_stream *s = hafm_mdx_stream_new(m, p);
+    if (!s) return -1;
+    const float *o;
+    int64_t got = hafm_mdx_stream_push(s, mix, N, 1, &o);
+    if (got >= 0) memcpy(out, o, (size_t)got * 2 * sizeof(float));
+    hafm_mdx_stream_free(s);
+    if (got != N) {
+        if (got >= 0) hafm_error("MDX-Net: %lld output samples for %lld", (long long)got, (long long)N);
+        return -1;
+    }
+    return 0;
 }
 
 int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumental, float *vocal,

@@ -47,6 +47,16 @@ int hafm_mdx_forward(hafm_mdx *m, float *out, const float *in, int T);
  * p->n_fft must exceed 2 * dim_f - 2 (the net's bins must exist). */
 int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const float *mix, int64_t n);
 
+/* The same incrementally, for songs of any length in bounded memory (about one chunk): push
+ * stereo 44.1 kHz samples [n][2] in pieces of any size; final = 1 on the last push (n may be 0).
+ * *out points to the primary-stem samples completed by this call (valid until the next call);
+ * returns their count (-1 + error). The output lags the input by up to a chunk; the total equals
+ * the samples pushed, identical to hafm_mdx_separate. */
+typedef struct hafm_mdx_stream hafm_mdx_stream;
+hafm_mdx_stream *hafm_mdx_stream_new(hafm_mdx *m, const hafm_mdx_params *p);
+int64_t hafm_mdx_stream_push(hafm_mdx_stream *s, const float *x, int64_t n, int final, const float **out);
+void hafm_mdx_stream_free(hafm_mdx_stream *s);
+
 /* Vocal and accompaniment of audio at any rate and channel count: resampled to 44.1 kHz (libsoxr),
  * channels taken in pairs (a lone channel is duplicated into a pair and averaged back), the
  * primary stem separated and resampled back, the other stem = mixture - primary in the input
