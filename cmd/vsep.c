@@ -60,32 +60,87 @@ typedef struct {
 
 static void separate(separator *s, const hafm_audio *a, float *vocal, float *accomp)
 {
-    int rc = s->mdx ? hafm_mdx_separate_audio(s->model, &s->mp, s->instrumental, vocal, accomp, a->data,
-                                              a->frames, a->channels, a->sample_rate)
-                    : hafm_repet_sim(vocal, accomp, a->data, a->frames, a->channels, a->sample_rate, &s->rp);
-    if (rc < 0) hafm_die_last();
-}
-
-static void write_stem_track(hafm_writer *w, const char *name, const char *role, const hafm_audio *a,
-                             const float *data, const separator *s)
-{
-    hafm_track t;
-    hafm_track_init_audio(&t, name, HAFM_DT_F32, a->sample_rate, a->channels);
-    t.frames = a->frames;
-    hafm_track_set_producer(&t, "vsep", HAFM_VERSION);
-    hafm_track_param_str(&t, "method", s->mdx ? "mdx" : "repet");
-    hafm_track_attr_str(&t, "role", role);
-    if (hafm_write_track(w, &t) < 0 || hafm_write_data_f32(w, t.id, data, a->frames) < 0 ||
-        hafm_write_end(w, t.id, -1, 0) < 0)
+    if (hafm_repet_sim(vocal, accomp, a->data, a->frames, a->channels, a->sample_rate, &s->rp) < 0)
         hafm_die_last();
-    hafm_track_free(&t);
 }
 
-static void write_file(const char *path, const hafm_audio *a, const float *data)
+/* Where the stems go: two files, or two tracks of the current item of a stream. */
+typedef struct {
+    const char *vpath, *apath;          /* files mode when either is set */
+    hafm_sndwriter *vf, *af;
+    hafm_writer *w;
+    const char *vname, *aname;
+    hafm_track vt, at;
+    int open;
+    const separator *sep;
+} sink;
+
+static void declare(sink *k, hafm_track *t, const char *name, const char *role, int rate, int channels, int64_t frames)
 {
-    hafm_audio o = *a;
-    o.data = (float *)data;
-    if (hafm_audio_write(path, &o, HAFM_FLOAT32) < 0) hafm_die_last();
+    hafm_track_init_audio(t, name, HAFM_DT_F32, rate, channels);
+    t->frames = frames;
+    hafm_track_set_producer(t, "vsep", HAFM_VERSION);
+    hafm_track_param_str(t, "method", k->sep->mdx ? "mdx" : "repet");
+    hafm_track_attr_str(t, "role", role);
+    if (hafm_write_track(k->w, t) < 0) hafm_die_last();
+}
+
+static void sink_open(sink *k, int rate, int channels, int64_t frames)
+{
+    if (k->open) return;
+    k->open = 1;
+    if (k->vpath || k->apath) {
+        if (k->vpath && !(k->vf = hafm_sndwriter_open(k->vpath, rate, channels, HAFM_FLOAT32))) hafm_die_last();
+        if (k->apath && !(k->af = hafm_sndwriter_open(k->apath, rate, channels, HAFM_FLOAT32))) hafm_die_last();
+        return;
+    }
+    declare(k, &k->vt, k->vname, "vocal", rate, channels, frames);
+    declare(k, &k->at, k->aname, "accompaniment", rate, channels, frames);
+}
+
+static void sink_write(sink *k, const float *v, const float *a, int64_t n)
+{
+    if (n <= 0) return;
+    if (k->vf && hafm_sndwriter_write_f32(k->vf, v, n) < 0) hafm_die_last();
+    if (k->af && hafm_sndwriter_write_f32(k->af, a, n) < 0) hafm_die_last();
+    if (k->w && (hafm_write_data_f32(k->w, k->vt.id, v, n) < 0 || hafm_write_data_f32(k->w, k->at.id, a, n) < 0))
+        hafm_die_last();
+}
+
+static void sink_close(sink *k)
+{
+    if (!k->open) return;
+    k->open = 0;
+    if (k->vf && hafm_sndwriter_close(k->vf) < 0) hafm_die_last();
+    if (k->af && hafm_sndwriter_close(k->af) < 0) hafm_die_last();
+    k->vf = k->af = NULL;
+    if (k->w && !(k->vpath || k->apath)) {
+        if (hafm_write_end(k->w, k->vt.id, -1, 0) < 0 || hafm_write_end(k->w, k->at.id, -1, 0) < 0) hafm_die_last();
+        hafm_track_free(&k->vt);
+        hafm_track_free(&k->at);
+    }
+}
+
+/* REPET-SIM needs the whole song; MDX-Net streams through hafm_mdx_audio. */
+static void repet_whole(sink *k, separator *s, const hafm_audio *a)
+{
+    float *voc = hafm_xmalloc((size_t)a->frames * a->channels * sizeof(float));
+    float *acc = hafm_xmalloc((size_t)a->frames * a->channels * sizeof(float));
+    separate(s, a, voc, acc);
+    sink_open(k, a->sample_rate, a->channels, a->frames);
+    sink_write(k, voc, acc, a->frames);
+    sink_close(k);
+    free(voc);
+    free(acc);
+}
+
+static void mdx_push(sink *k, hafm_mdx_audio *ma, const float *x, int64_t n, int final, int rate, int channels)
+{
+    const float *v, *a;
+    int64_t got = hafm_mdx_audio_push(ma, x, n, final, &v, &a);
+    if (got < 0) hafm_die_last();
+    if (got > 0 || final) sink_open(k, rate, channels, -1);
+    sink_write(k, v, a, got);
 }
 
 int main(int argc, char **argv)
@@ -165,74 +220,96 @@ int main(int argc, char **argv)
     int is_stream = hafm_input_is_stream(in);
     int files = vpath || apath;
 
+    sink k = { .vpath = vpath, .apath = apath, .vname = vname, .aname = aname, .sep = &s };
     if (!is_stream) {
-        if (in != stdin) fclose(in);
-        hafm_audio a = { 0 };
-        if (hafm_audio_read(in_path, &a) < 0) hafm_die_last();
-        float *voc = hafm_xmalloc((size_t)a.frames * a.channels * sizeof(float));
-        float *acc = hafm_xmalloc((size_t)a.frames * a.channels * sizeof(float));
-        separate(&s, &a, voc, acc);
-        if (files) {
-            if (vpath) write_file(vpath, &a, voc);
-            if (apath) write_file(apath, &a, acc);
-        } else {
+        if (!files) {
             char key[HAFM_MAX_KEY + 1];
             hafm_audio_key_from_path(key, sizeof key, in_path);
-            hafm_writer *w = hafm_writer_open(stdout, "vsep");
-            if (!w || hafm_write_item(w, key) < 0) hafm_die_last();
-            write_stem_track(w, vname, "vocal", &a, voc, &s);
-            write_stem_track(w, aname, "accompaniment", &a, acc, &s);
-            if (hafm_write_item_end(w) < 0 || hafm_writer_close(w) < 0) hafm_die_last();
+            if (!(k.w = hafm_writer_open(stdout, "vsep"))) hafm_die_last();
+            if (hafm_write_item(k.w, key) < 0) hafm_die_last();
         }
-        free(voc);
-        free(acc);
-        hafm_audio_free(&a);
+        if (s.mdx) {
+            if (in != stdin) fclose(in);
+            hafm_sndreader *rd = hafm_sndreader_open(in_path);
+            if (!rd) hafm_die_last();
+            int rate = hafm_sndreader_rate(rd), ch = hafm_sndreader_channels(rd);
+            hafm_mdx_audio *ma = hafm_mdx_audio_new(s.model, &s.mp, s.instrumental, ch, rate);
+            if (!ma) hafm_die_last();
+            const int64_t block = 65536;
+            float *buf = hafm_xmalloc((size_t)block * ch * sizeof(float));
+            int64_t got, total = 0;
+            while ((got = hafm_sndreader_read_f32(rd, buf, block)) > 0) {
+                mdx_push(&k, ma, buf, got, 0, rate, ch);
+                total += got;
+            }
+            if (got < 0) hafm_die_last();
+            if (total == 0) hafm_die("%s: no audio samples", in_path);
+            mdx_push(&k, ma, NULL, 0, 1, rate, ch);
+            sink_close(&k);
+            hafm_mdx_audio_free(ma);
+            hafm_sndreader_close(rd);
+            free(buf);
+        } else {
+            if (in != stdin) fclose(in);
+            hafm_audio a = { 0 };
+            if (hafm_audio_read(in_path, &a) < 0) hafm_die_last();
+            repet_whole(&k, &s, &a);
+            hafm_audio_free(&a);
+        }
+        if (k.w && (hafm_write_item_end(k.w) < 0 || hafm_writer_close(k.w) < 0)) hafm_die_last();
         hafm_mdx_free(s.model);
         return hafm_close_stdout() == 0 ? 0 : 1;
     }
 
-    /* stream: the chosen audio track of every item is collected, separated at the item's end */
+    /* stream: MDX-Net separates the chosen track as it arrives; REPET-SIM at the track's end */
     hafm_reader *r = hafm_reader_open(in, in == stdin ? "stdin" : in_path);
     if (!r) hafm_die_last();
-    hafm_writer *w = files ? NULL : hafm_writer_open(stdout, "vsep");
+    k.w = files ? NULL : hafm_writer_open(stdout, "vsep");
     hafm_event ev;
-    int rc, id = -1, items = 0;
-    hafm_audio a = { 0 };
+    int rc, id = -1, items = 0, rate = 0, ch = 0;
+    hafm_audio a = { 0 }, piece = { 0 };
+    hafm_mdx_audio *ma = NULL;
     while ((rc = hafm_reader_next(r, &ev)) > 0) {
+        if (k.w && hafm_write_passthrough(k.w, &ev) < 0) hafm_die_last();
         if (ev.type == HAFM_EV_ITEM) {
-            if (files && items++) hafm_die("-v/-a write one song: the stream has more than one item");
+            if (files && items) hafm_die("-v/-a write one song: the stream has more than one item");
+            items++;
             id = -1;
             hafm_audio_free(&a);
             memset(&a, 0, sizeof a);
         } else if (ev.type == HAFM_EV_TRACK && !strcmp(ev.track->name, track)) {
             if (ev.track->kind != HAFM_KIND_AUDIO) hafm_die("track '%s': not an audio track", track);
             id = ev.track->id;
+            rate = ev.track->sample_rate;
+            ch = ev.track->channels;
+            if (s.mdx && !(ma = hafm_mdx_audio_new(s.model, &s.mp, s.instrumental, ch, rate))) hafm_die_last();
         } else if (ev.type == HAFM_EV_DATA && ev.track->id == id) {
-            if (hafm_audio_append_event(&a, &ev) < 0) hafm_die_last();
-        } else if (ev.type == HAFM_EV_ITEM_END) {
-            if (id < 0) hafm_die("item '%s' has no audio track '%s'", ev.key, track);
-            if (a.frames == 0) hafm_die("item '%s': track '%s' has no samples", ev.key, track);
-            float *voc = hafm_xmalloc((size_t)a.frames * a.channels * sizeof(float));
-            float *acc = hafm_xmalloc((size_t)a.frames * a.channels * sizeof(float));
-            separate(&s, &a, voc, acc);
-            if (files) {
-                if (vpath) write_file(vpath, &a, voc);
-                if (apath) write_file(apath, &a, acc);
+            hafm_audio *dst = s.mdx ? &piece : &a;
+            if (s.mdx) piece.frames = 0;
+            if (hafm_audio_append_event(dst, &ev) < 0) hafm_die_last();
+            if (s.mdx) mdx_push(&k, ma, piece.data, piece.frames, 0, rate, ch);
+        } else if (ev.type == HAFM_EV_END && ev.track->id == id) {
+            if (ev.track->frames_seen == 0) hafm_die("item '%s': track '%s' has no samples", hafm_reader_item_key(r), track);
+            if (s.mdx) {
+                mdx_push(&k, ma, NULL, 0, 1, rate, ch);
+                sink_close(&k);
+                hafm_mdx_audio_free(ma);
+                ma = NULL;
             } else {
-                write_stem_track(w, vname, "vocal", &a, voc, &s);
-                write_stem_track(w, aname, "accompaniment", &a, acc, &s);
+                repet_whole(&k, &s, &a);
             }
-            free(voc);
-            free(acc);
+        } else if (ev.type == HAFM_EV_ITEM_END && id < 0) {
+            hafm_die("item '%s' has no audio track '%s'", ev.key, track);
         }
-        if (w && hafm_write_passthrough(w, &ev) < 0) hafm_die_last();
     }
     if (rc < 0) hafm_die_last();
     if (files && !items) hafm_die("the input stream has no items");
     hafm_reader_close(r);
     if (in != stdin) fclose(in);
-    if (w && hafm_writer_close(w) < 0) hafm_die_last();
+    if (k.w && hafm_writer_close(k.w) < 0) hafm_die_last();
     hafm_audio_free(&a);
+    hafm_audio_free(&piece);
+    hafm_mdx_audio_free(ma);
     hafm_mdx_free(s.model);
     return hafm_close_stdout() == 0 ? 0 : 1;
 }

@@ -852,44 +852,176 @@ int hafm_mdx_separate(hafm_mdx *m, const hafm_mdx_params *p, float *out, const f
     return 0;
 }
 
+/* ---- any rate, any channel count, incrementally ------------------------------------------- */
+
+typedef struct {
+    hafm_resampler *rin, *rout;     /* NULL at 44.1 kHz */
+    hafm_mdx_stream *ms;
+    float *tmp_in, *tmp_out;        /* resampler outputs */
+    int64_t cap_in, cap_out;
+    float *fifo;                    /* primary stem at the input rate, stereo, not yet emitted */
+    int64_t fifo_len, fifo_cap;
+} mdx_pair;
+
+struct hafm_mdx_audio {
+    int instrumental, channels, rate, npairs;
+    mdx_pair *pairs;
+    float *in_fifo;                 /* input samples not yet emitted [n][channels] */
+    int64_t in_len, in_cap;
+    float *stereo;
+    int64_t stereo_cap;
+    float *vocal, *accomp;
+    int64_t out_cap;
+};
+
+void hafm_mdx_audio_free(hafm_mdx_audio *a) {
+    if (!a) return;
+    for (int i = 0; i < a->npairs; i++) {
+        mdx_pair *p = &a->pairs[i];
+        hafm_resampler_free(p->rin);
+        hafm_resampler_free(p->rout);
+        hafm_mdx_stream_free(p->ms);
+        free(p->tmp_in); free(p->tmp_out); free(p->fifo);
+    }
+    free(a->pairs);
+    free(a->in_fifo); free(a->stereo); free(a->vocal); free(a->accomp);
+    free(a);
+}
+
+hafm_mdx_audio *hafm_mdx_audio_new(hafm_mdx *m, const hafm_mdx_params *p, int instrumental,
+                                   int channels, int sample_rate) {
+    if (channels < 1 || sample_rate < 1) {
+        hafm_error("MDX-Net: bad audio format (%d channels, %d Hz)", channels, sample_rate);
+        return NULL;
+    }
+    hafm_mdx_audio *a = hafm_xcalloc(1, sizeof *a);
+    a->instrumental = instrumental;
+    a->channels = channels;
+    a->rate = sample_rate;
+    a->npairs = (channels + 1) / 2;
+    a->pairs = hafm_xcalloc((size_t)a->npairs, sizeof *a->pairs);
+    for (int i = 0; i < a->npairs; i++) {
+        mdx_pair *pr = &a->pairs[i];
+        if (!(pr->ms = hafm_mdx_stream_new(m, p))) goto fail;
+        if (sample_rate != 44100 && (!(pr->rin = hafm_resampler_new(sample_rate, 44100, 2)) ||
+                                     !(pr->rout = hafm_resampler_new(44100, sample_rate, 2))))
+            goto fail;
+    }
+    return a;
+fail:
+    hafm_mdx_audio_free(a);
+    return NULL;
+}
+
+static void fifo_append(float **buf, int64_t *len, int64_t *cap, const float *x, int64_t n, int width) {
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2 + 4096;
+        *buf = hafm_xrealloc(*buf, (size_t)*cap * width * sizeof(float));
+    }
+    if (x) memcpy(*buf + *len * width, x, (size_t)n * width * sizeof(float));
+    else memset(*buf + *len * width, 0, (size_t)n * width * sizeof(float));
+    *len += n;
+}
+
+static void fifo_drop(float *buf, int64_t *len, int64_t n, int width) {
+    memmove(buf, buf + n * width, (size_t)(*len - n) * width * sizeof(float));
+    *len -= n;
+}
+
+/* one channel pair through resampling and the net; appends its primary stem to pr->fifo */
+static int pair_push(mdx_pair *pr, const float *x, int64_t n, int final) {
+    const float *in = x, *prim;
+    int64_t nin = n;
+    if (pr->rin) {
+        /* a push of nothing would flush the resampler: only the final one may */
+        nin = n > 0 ? hafm_resampler_process(pr->rin, x, n, &pr->tmp_in, &pr->cap_in) : 0;
+        if (nin < 0) return -1;
+        if (final) {
+            int64_t nt = hafm_resampler_process(pr->rin, NULL, 0, &pr->tmp_out, &pr->cap_out);
+            if (nt < 0) return -1;
+            fifo_append(&pr->tmp_in, &nin, &pr->cap_in, pr->tmp_out, nt, 2);
+        }
+        in = pr->tmp_in;
+    }
+    int64_t np = hafm_mdx_stream_push(pr->ms, in, nin, final, &prim);
+    if (np < 0) return -1;
+    if (!pr->rout) {
+        fifo_append(&pr->fifo, &pr->fifo_len, &pr->fifo_cap, prim, np, 2);
+        return 0;
+    }
+    int64_t no = np > 0 ? hafm_resampler_process(pr->rout, prim, np, &pr->tmp_out, &pr->cap_out) : 0;
+    if (no < 0) return -1;
+    fifo_append(&pr->fifo, &pr->fifo_len, &pr->fifo_cap, pr->tmp_out, no, 2);
+    if (final) {
+        no = hafm_resampler_process(pr->rout, NULL, 0, &pr->tmp_out, &pr->cap_out);
+        if (no < 0) return -1;
+        fifo_append(&pr->fifo, &pr->fifo_len, &pr->fifo_cap, pr->tmp_out, no, 2);
+    }
+    return 0;
+}
+
+int64_t hafm_mdx_audio_push(hafm_mdx_audio *a, const float *x, int64_t n, int final,
+                            const float **vocal, const float **accomp) {
+    const int C = a->channels;
+    fifo_append(&a->in_fifo, &a->in_len, &a->in_cap, x, n, C);
+    if (n > a->stereo_cap) {
+        a->stereo_cap = n;
+        a->stereo = hafm_xrealloc(a->stereo, (size_t)n * 2 * sizeof(float));
+    }
+    for (int i = 0; i < a->npairs; i++) {
+        int c0 = 2 * i, c1 = c0 + 1 < C ? c0 + 1 : c0;   /* a lone channel is duplicated */
+        for (int64_t t = 0; t < n; t++) {
+            a->stereo[2 * t] = x[t * C + c0];
+            a->stereo[2 * t + 1] = x[t * C + c1];
+        }
+        if (pair_push(&a->pairs[i], a->stereo, n, final) < 0) return -1;
+    }
+    int64_t k = a->in_len;
+    for (int i = 0; i < a->npairs; i++) {
+        mdx_pair *pr = &a->pairs[i];
+        /* at the end the resampling round trip may be a sample short or long */
+        if (final && pr->fifo_len < a->in_len)
+            fifo_append(&pr->fifo, &pr->fifo_len, &pr->fifo_cap, NULL, a->in_len - pr->fifo_len, 2);
+        if (pr->fifo_len < k) k = pr->fifo_len;
+    }
+    if (k > a->out_cap) {
+        a->out_cap = k;
+        a->vocal = hafm_xrealloc(a->vocal, (size_t)k * C * sizeof(float));
+        a->accomp = hafm_xrealloc(a->accomp, (size_t)k * C * sizeof(float));
+    }
+    float *primary = a->instrumental ? a->accomp : a->vocal, *secondary = a->instrumental ? a->vocal : a->accomp;
+    for (int i = 0; i < a->npairs; i++) {
+        mdx_pair *pr = &a->pairs[i];
+        int c0 = 2 * i, pair = c0 + 1 < C;
+        for (int64_t t = 0; t < k; t++) {
+            if (pair) {
+                primary[t * C + c0] = pr->fifo[2 * t];
+                primary[t * C + c0 + 1] = pr->fifo[2 * t + 1];
+            } else {
+                primary[t * C + c0] = 0.5f * (pr->fifo[2 * t] + pr->fifo[2 * t + 1]);
+            }
+        }
+        fifo_drop(pr->fifo, &pr->fifo_len, final ? pr->fifo_len : k, 2);
+    }
+    for (int64_t i = 0; i < k * C; i++) secondary[i] = a->in_fifo[i] - primary[i];
+    fifo_drop(a->in_fifo, &a->in_len, k, C);
+    *vocal = a->vocal;
+    *accomp = a->accomp;
+    return k;
+}
+
 int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumental, float *vocal,
                             float *accomp, const float *x, int64_t n, int channels, int sample_rate) {
-    const int rate = 44100;
-    float *primary = instrumental ? accomp : vocal, *secondary = instrumental ? vocal : accomp;
-    int rc = 0;
-    for (int c0 = 0; c0 < channels && rc == 0; c0 += 2) {
-        int pair = c0 + 1 < channels;
-        hafm_audio in = { 0 }, in44 = { 0 }, out44 = { 0 }, out = { 0 };
-        in.frames = n;
-        in.channels = 2;
-        in.sample_rate = sample_rate;
-        in.data = hafm_xmalloc((size_t)n * 2 * sizeof(float));
-        for (int64_t i = 0; i < n; i++) {
-            in.data[2 * i] = x[i * channels + c0];
-            in.data[2 * i + 1] = x[i * channels + c0 + pair];
-        }
-        if (hafm_audio_resample(&in, rate, &in44) < 0) { hafm_audio_free(&in); return -1; }
-        hafm_audio_free(&in);
-        out44 = in44;
-        out44.data = hafm_xmalloc((size_t)in44.frames * 2 * sizeof(float));
-        rc = hafm_mdx_separate(m, p, out44.data, in44.data, in44.frames);
-        hafm_audio_free(&in44);
-        if (rc == 0) rc = hafm_audio_resample(&out44, sample_rate, &out);
-        hafm_audio_free(&out44);
-        if (rc == 0)
-            for (int64_t i = 0; i < n; i++) {
-                /* resampling back can differ by a sample in length: missing samples are 0 */
-                float l = i < out.frames ? out.data[2 * i] : 0.0f, r = i < out.frames ? out.data[2 * i + 1] : 0.0f;
-                if (pair) {
-                    primary[i * channels + c0] = l;
-                    primary[i * channels + c0 + 1] = r;
-                } else {
-                    primary[i * channels + c0] = 0.5f * (l + r);
-                }
-            }
-        hafm_audio_free(&out);
+    hafm_mdx_audio *a = hafm_mdx_audio_new(m, p, instrumental, channels, sample_rate);
+    if (!a) return -1;
+    const float *v, *ac;
+    int64_t got = hafm_mdx_audio_push(a, x, n, 1, &v, &ac);
+    if (got == n) {
+        memcpy(vocal, v, (size_t)n * channels * sizeof(float));
+        memcpy(accomp, ac, (size_t)n * channels * sizeof(float));
+    } else if (got >= 0) {
+        hafm_error("MDX-Net: %lld output samples for %lld", (long long)got, (long long)n);
     }
-    if (rc == 0)
-        for (int64_t i = 0; i < n * channels; i++) secondary[i] = x[i] - primary[i];
-    return rc;
+    hafm_mdx_audio_free(a);
+    return got == n ? 0 : -1;
 }

@@ -65,4 +65,14 @@ void hafm_mdx_stream_free(hafm_mdx_stream *s);
 int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumental, float *vocal,
                             float *accomp, const float *x, int64_t n, int channels, int sample_rate);
 
+/* The same incrementally: push [n][channels] frames (final = 1 on the last push); *vocal and
+ * *accomp point to the next frames of both stems, aligned with the input (valid until the next
+ * call); returns their count. Memory stays bounded by a chunk per channel pair. */
+typedef struct hafm_mdx_audio hafm_mdx_audio;
+hafm_mdx_audio *hafm_mdx_audio_new(hafm_mdx *m, const hafm_mdx_params *p, int instrumental,
+                                   int channels, int sample_rate);
+int64_t hafm_mdx_audio_push(hafm_mdx_audio *a, const float *x, int64_t n, int final,
+                            const float **vocal, const float **accomp);
+void hafm_mdx_audio_free(hafm_mdx_audio *a);
+
 #endif
