@@ -165,7 +165,7 @@ static void feed(cmp_state *c, ctrack *t, int s, const hafm_event *ev)
     if (t->qlen == 0) t->qhead = 0;
     if (t->qhead + t->qlen + (n - i) > t->qcap) {
         /* drop the consumed head before growing */
-        memmove(t->queue, t->queue + t->qhead, t->qlen * sizeof *t->queue);
+        if (t->qlen) memmove(t->queue, t->queue + t->qhead, t->qlen * sizeof *t->queue);
         t->qhead = 0;
         if (t->qlen + (n - i) > t->qcap) {
             t->qcap = (t->qlen + (n - i)) * 2;
