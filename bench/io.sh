@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # io: safetensors load rate and resampler speed; hafm-from-audio --rate against sox doing the
-# same conversion with the same libsoxr setting (sox's "rate -v"), when sox is installed.
+# same conversion with its own very-high-quality rate effect ("rate -v", by libsoxr's author),
+# when sox is installed. Both read the same PCM16 WAV and write to /dev/null.
 set -eu
 "${HAFM_BENCHBIN:-build/release/bench}"/bench_io
 song=$HAFM_SHARED/audio/song_demucs_test.mp3
