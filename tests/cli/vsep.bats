@@ -109,3 +109,14 @@ setup() {
     "$VS" -m "$TINY" --n-fft 256 "$D/mix.wav" | "$DUMP" > "$T/d"
     grep -q '"method":"mdx"' "$T/d"
 }
+
+@test "a hafm-from-audio pipeline: the audio track passes through, stems are added" {
+    "$HAFM_BIN/hafm-from-audio" "$D/mix.wav" | "$VS" > "$T/s.hafm"
+    run "$DUMP" "$T/s.hafm"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'"name":"audio","kind":"audio","dtype":"i16"'* ]]
+    [[ "$output" == *'"name":"vocal"'* ]]
+    [[ "$output" == *'"name":"accomp"'* ]]
+    "$HAFM_BIN/hafm-from-audio" "$D/mix.wav" | "$VS" -a "$T/a.wav"
+    [ -s "$T/a.wav" ]
+}
