@@ -141,3 +141,25 @@ feats() {
     [ "$status" -eq 1 ]
     [[ "$output" == *"need weights"* ]]
 }
+
+# golden SET ROWS OUT: the golden float32 rows as a one-item features stream
+golden() {
+    od -An -v -tf4 -w512 "$HAFM_SHARED/golden/fad/$1" | awk -v n="$2" '
+        BEGIN { print "{\"type\":\"header\",\"magic\":\"hafm-stream\",\"version\":[1,0]}";
+                print "{\"type\":\"item\",\"key\":\"set\"}";
+                print "{\"type\":\"track\",\"id\":0,\"name\":\"emb\",\"kind\":\"features\",\"dtype\":\"f32\",\"shape\":[128],\"rate\":1}" }
+        { printf "{\"type\":\"data\",\"track\":0,\"frames\":1,\"payload\":[";
+          for (i = 1; i <= NF; i++) printf "%s%s", (i > 1 ? "," : ""), $i; print "]}" }
+        END { printf "{\"type\":\"end\",\"track\":0,\"frames\":%d}\n{\"type\":\"item_end\",\"key\":\"set\"}\n", n }' |
+        "$FJ" > "$3"
+}
+
+@test "end to end on the golden sets: FAD 27.2378834 (numpy/scipy/mpmath)" {
+    [ -f "$HAFM_SHARED/golden/fad/A_ref_2000x128.f32" ] || skip "no \$HAFM_SHARED golden/fad"
+    golden A_ref_2000x128.f32 2000 "$T/ref.hafm"
+    golden A_eval_1500x128.f32 1500 "$T/eval.hafm"
+    run "$FAD" -e features "$T/ref.hafm" "$T/eval.hafm"
+    [ "$status" -eq 0 ]
+    echo "fad $output"
+    awk -v x="$output" 'BEGIN { d = x - 27.237883398904206; exit !(d < 1e-5 && d > -1e-5) }'
+}
