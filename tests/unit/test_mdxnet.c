@@ -172,6 +172,31 @@ static void test_bad_files(void **state) {
     assert_non_null(strstr(hafm_last_error(), "not an MDX-Net"));
 }
 
+static void test_uvr_table(void **state) {
+    const hafm_mdx_uvr_model *u = hafm_mdx_uvr_lookup("0ddfc0eb5792638ad5dc27850236c246");
+    assert_non_null(u);
+    assert_string_equal(u->name, "UVR_MDXNET_9482");
+    assert_int_equal(u->n_fft, 6144);
+    assert_true(u->compensate == 1.035);
+    u = hafm_mdx_uvr_lookup("970b3f9492014d18fefeedfe4773cb42");
+    assert_non_null(u);
+    assert_int_equal(u->dim_f, 3072);
+    assert_int_equal(u->n_fft, 7680);
+    assert_true(u->compensate == 1.009);
+    assert_null(hafm_mdx_uvr_lookup("00000000000000000000000000000000"));
+    const char *big = golden_path("mdxnet", "mdx_vocals_seed3.onnx");
+    NEED(big);
+    char hex[33];
+    /* the manifest's UVR hash of the golden model (last 10000 KiB of a 29.7 MB file) */
+    assert_int_equal(hafm_mdx_uvr_hash(big, hex), 0);
+    assert_string_equal(hex, "b9041bf5e9797525033acfdfbdf3fea2");
+    assert_null(hafm_mdx_uvr_lookup(hex));
+    /* a file under 10000 KiB is hashed whole (md5sum of the tiny model) */
+    assert_int_equal(hafm_mdx_uvr_hash(golden_path("mdxnet", "mdx_tiny_seed3.onnx"), hex), 0);
+    assert_string_equal(hex, "56067fd53e7d41de8a1c39c130f6e3fd");
+    printf("OK (UVR table and MD5 of the last 10000 KiB)\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_onnx_reader),
@@ -180,6 +205,7 @@ int main(void) {
         cmocka_unit_test(test_stream_pieces),
         cmocka_unit_test(test_real_separation),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_uvr_table),
     };
     return cmocka_run_group_tests_name("mdxnet", tests, NULL, NULL);
 }
