@@ -96,6 +96,8 @@ void hafm_singer_defaults(hafm_singer_params *p, int voice)
     p->vibrato_rate = 5.5;
     p->vibrato_depth = 35;
     p->vibrato_delay = 0.25;
+    p->vibrato_spread = 0.04;
+    p->drift = 6;
     p->portamento = 0.07;
     p->scoop = 40;
     p->jitter = 0.006;
@@ -321,7 +323,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
         double t = s * dt;
         while (k + 1 < n_notes && t >= sp[k + 1].start) {
             k++;
-            note_vib_rate = p->vibrato_rate * (1 + 0.04 * rng_gauss(&rng));
+            note_vib_rate = p->vibrato_rate * (1 + p->vibrato_spread * rng_gauss(&rng));
         }
         targets tg = { 0 };
         tg.pitch = pitch;
@@ -378,7 +380,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
             }
         }
         if ((s & 4095) == 0)
-            drift_target = 6 * rng_gauss(&rng);
+            drift_target = p->drift * rng_gauss(&rng);
         drift += (drift_target - drift) * (dt / (0.2 + dt));
         if ((s & 7) == 0) {
             for (int f = 0; f < N_FORMANTS; f++) {

@@ -45,6 +45,8 @@ typedef struct {
     double vibrato_rate;    /* Hz */
     double vibrato_depth;   /* cents, peak deviation (half the peak-to-peak swing) */
     double vibrato_delay;   /* seconds after a note's onset before vibrato fades in */
+    double vibrato_spread;  /* relative standard deviation of the rate from note to note */
+    double drift;           /* cents, standard deviation of a slow random pitch wander */
     double portamento;      /* seconds of glide into a legato note */
     double scoop;           /* cents below the target a phrase's first note starts from */
     double jitter;          /* relative standard deviation of the glottal period */
