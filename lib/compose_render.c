@@ -102,7 +102,7 @@ static pid_t spawn_fluidsynth(const hafm_render_opts *o, const char *mid, const 
     return pid;
 }
 
-static int wait_fluidsynth(const hafm_render_opts *o, pid_t pid, const char *mid, const char *wav)
+static int wait_fluidsynth(const hafm_render_opts *o, pid_t pid, int part)
 {
     int status;
     while (waitpid(pid, &status, 0) < 0) {
@@ -112,7 +112,7 @@ static int wait_fluidsynth(const hafm_render_opts *o, pid_t pid, const char *mid
         }
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        hafm_error("'%s -ni -F %s %s %s' failed (status %d)", o->fluidsynth, wav, o->soundfont, mid,
+        hafm_error("%s failed on the %s stem (exit status %d)", o->fluidsynth, hafm_part_name(part),
                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         return -1;
     }
@@ -150,7 +150,7 @@ static int render_stems(const hafm_song *s, const hafm_render_opts *o, const cha
         while (running >= jobs) {
             while (!pid[first_running])
                 first_running++;
-            if (wait_fluidsynth(o, pid[first_running], mid[first_running], wav[first_running]) < 0)
+            if (wait_fluidsynth(o, pid[first_running], first_running) < 0)
                 rc = -1;
             pid[first_running++] = 0;
             running--;
@@ -167,7 +167,7 @@ static int render_stems(const hafm_song *s, const hafm_render_opts *o, const cha
     }
     for (int p = 0; p < HAFM_PART_COUNT; p++) {
         if (pid[p] > 0) {
-            int wrc = wait_fluidsynth(o, pid[p], mid[p], wav[p]);
+            int wrc = wait_fluidsynth(o, pid[p], p);
             if (rc == 0)
                 rc = wrc;
         }
@@ -221,6 +221,28 @@ static int write_mono(const char *dir, const char *name, const float *x, int64_t
     return rc;
 }
 
+/* After a failure: no half-made song stays behind (the directories may). */
+static void remove_song_files(const char *dir)
+{
+    static const char *const names[] = { "song.mid", "vocal.wav", "accomp.wav", "mix.wav", "labels.json" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *p = path_join(dir, names[i]);
+        unlink(p);
+        free(p);
+    }
+    for (int part = HAFM_PART_BASS; part < HAFM_PART_COUNT; part++) {
+        char name[64];
+        snprintf(name, sizeof name, "stems/%s.wav", hafm_part_name(part));
+        char *p = path_join(dir, name);
+        unlink(p);
+        free(p);
+        snprintf(name, sizeof name, "stems/%s.mid", hafm_part_name(part));
+        p = path_join(dir, name);
+        unlink(p);
+        free(p);
+    }
+}
+
 int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts *o)
 {
     if (o->sample_rate < 8000 || o->sample_rate > 96000) {
@@ -236,13 +258,14 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
     hafm_sung_note *notes = NULL;
     cJSON *labels = NULL;
 
-    char *song_mid = path_join(dir, "song.mid");
-    hafm_smf *m = hafm_song_midi(s, (1u << HAFM_PART_COUNT) - 1);
-    int mrc = hafm_smf_save(m, song_mid);
-    hafm_smf_free(m);
-    free(song_mid);
-    if (mrc < 0)
-        goto done;
+    /* an old labels.json goes first: until the new one is written the song is incomplete */
+    char *labels_path = path_join(dir, "labels.json");
+    if (unlink(labels_path) < 0 && errno != ENOENT) {
+        hafm_error("cannot remove %s:", labels_path);
+        free(labels_path);
+        free(stem_dir);
+        return -1;
+    }
     labels = hafm__labels_object(s, o->sample_rate);
     if (!o->no_audio) {
         if (access(o->soundfont, R_OK) < 0) {
@@ -317,14 +340,22 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
         cJSON_AddStringToObject(mixj, "rule", "mix = vocal + accomp; accompaniment at -20 dBFS RMS, vocal vocal_db above it while singing, scaled down together to 0.95 peak");
     }
     {
+        char *song_mid = path_join(dir, "song.mid");
+        hafm_smf *m = hafm_song_midi(s, (1u << HAFM_PART_COUNT) - 1);
+        int mrc = hafm_smf_save(m, song_mid);
+        hafm_smf_free(m);
+        free(song_mid);
+        if (mrc < 0)
+            goto done;
         char *text = hafm__print_labels(labels);
         labels = NULL;
-        char *path = path_join(dir, "labels.json");
-        rc = text ? write_text(path, text) : -1;
-        free(path);
+        rc = text ? write_text(labels_path, text) : -1;
         free(text);
     }
 done:
+    if (rc < 0)
+        remove_song_files(dir);
+    free(labels_path);
     if (labels)
         cJSON_Delete(labels);
     for (int p = 0; p < HAFM_PART_COUNT; p++)
