@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     const char *out = NULL;
     int flat = 0, force = 0, list = 0, quiet = 0, only_split = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "s:i:n:o:l:r:fqt:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:i:n:o:l:r:fqt:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's': seed = (uint32_t)hafm_opt_long("-s", optarg, 0, 4294967295L); break;
         case 'i': index = (uint32_t)hafm_opt_long("-i", optarg, 0, 4294967295L); break;
@@ -97,7 +97,8 @@ int main(int argc, char **argv)
         case 't': hafm_set_threads((int)hafm_opt_long("-t", optarg, 1, 256)); break;
         case 'h': usage(stdout); return hafm_close_stdout() ? 1 : 0;
         case OPT_VERSION: hafm_print_version();
-        default: usage(stderr); return 2;
+        case ':': hafm_usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default: hafm_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)

@@ -1,0 +1,153 @@
+#!/usr/bin/env bats
+# hafm-compose: procedurally composed paired songs. Rendering needs fluidsynth and the General
+# MIDI SoundFont; those tests skip without them. Songs are kept short (-l 5: six bars).
+
+setup() {
+    HC=$HAFM_BIN/hafm-compose
+    T=$BATS_TEST_TMPDIR
+    SF=${HAFM_SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}
+}
+
+need_fluidsynth() {
+    command -v fluidsynth > /dev/null || skip "fluidsynth is not installed"
+    [ -r "$SF" ] || skip "no SoundFont at $SF"
+}
+
+@test "--help prints the usage on stdout and exits 0" {
+    run "$HC" --help
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == "usage: hafm-compose "* ]]
+    [[ "$output" == *"--length SEC"* ]]
+}
+
+@test "--version" {
+    run "$HC" --version
+    [ "$status" -eq 0 ]
+    [[ "$output" == "hafm-compose (hafm) "* ]]
+}
+
+@test "bad options exit 2" {
+    run "$HC" --bogus -o "$T/x"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"hafm-compose: unknown option '--bogus'"* ]]
+    run "$HC" -s -1 -o "$T/x"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"-s: expected an integer in [0, 4294967295], got '-1'"* ]]
+    run "$HC" -l 2 -o "$T/x"
+    [ "$status" -eq 2 ]
+    run "$HC" --split dev --list
+    [ "$status" -eq 2 ]
+    run "$HC" --valid 0.6 --test 0.6 --list
+    [ "$status" -eq 2 ]
+    run "$HC" -i 4294967295 -n 2 --list
+    [ "$status" -eq 2 ]
+    run "$HC" --no-audio
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"no output directory"* ]]
+    run "$HC" -o "$T/x" extra
+    [ "$status" -eq 2 ]
+    [ ! -e "$T/x" ]
+}
+
+@test "--list: index, id, split, directory; splits from (seed, index) alone" {
+    run "$HC" --list -s 1 -n 400 -o out
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 400 ]
+    [[ "${lines[0]}" == $'0\ts1-000000\ttrain\tout/train/s1-000000' ]]
+    # the same songs listed from another first index say the same
+    run "$HC" --list -s 1 -i 100 -n 5 -o out
+    [ "$output" = "$("$HC" --list -s 1 -n 400 -o out | sed -n '101,105p')" ]
+    n_test=$("$HC" --list -s 1 -n 400 --split test | wc -l)
+    [ "$n_test" -gt 5 ] && [ "$n_test" -lt 40 ]
+    [ "$("$HC" --list -s 1 -n 400 --split test | cut -f3 | sort -u)" = test ]
+    [ "$("$HC" --list -s 1 -n 400 --valid 0 --test 0 | cut -f3 | sort -u)" = train ]
+}
+
+@test "--no-audio: song.mid and labels.json, byte-identical per seed, different across seeds" {
+    run "$HC" -q --no-audio -s 5 -i 2 -l 5 --flat -o "$T/a"
+    [ "$status" -eq 0 ]
+    run "$HC" -q --no-audio -s 5 -i 2 -l 5 --flat -o "$T/b"
+    run "$HC" -q --no-audio -s 6 -i 2 -l 5 --flat -o "$T/c"
+    cmp "$T/a/s5-000002/song.mid" "$T/b/s5-000002/song.mid"
+    cmp "$T/a/s5-000002/labels.json" "$T/b/s5-000002/labels.json"
+    ! cmp -s "$T/a/s5-000002/song.mid" "$T/c/s6-000002/song.mid"
+    [ "$(head -c 4 "$T/a/s5-000002/song.mid")" = MThd ]
+    [ ! -e "$T/a/s5-000002/vocal.wav" ]
+    if command -v jq > /dev/null; then
+        jq -e '.key and .mode and .tempo_bpm >= 70 and .tempo_bpm <= 160 and (.beats | length) > 0
+               and (.chords | length) > 0 and (.melody | length) > 0 and .melody[0].pitch > 0' \
+            "$T/a/s5-000002/labels.json"
+    fi
+}
+
+@test "a rendered song: three WAVs of one length, mix = vocal + accomp, identical on a re-run" {
+    need_fluidsynth
+    run "$HC" -q -t 2 -s 1 -i 7 -l 5 --stems --flat -o "$T/a"
+    [ "$status" -eq 0 ]
+    d=$T/a/s1-000007
+    for f in vocal accomp mix; do [ -s "$d/$f.wav" ]; done
+    [ -s "$d/stems/drums.wav" ] || [ -s "$d/stems/keys.wav" ]
+    [ "$(stat -c %s "$d/vocal.wav")" -eq "$(stat -c %s "$d/mix.wav")" ]
+    [ "$(stat -c %s "$d/accomp.wav")" -eq "$(stat -c %s "$d/mix.wav")" ]
+    ls -a "$d" | { ! grep -q tmp; }
+    if command -v python3 > /dev/null; then
+        python3 - "$d" <<'PY'
+import sys, wave, struct, json
+d = sys.argv[1]
+def pcm(name):
+    w = wave.open(f"{d}/{name}.wav")
+    assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 24000
+    return struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
+v, a, m = pcm("vocal"), pcm("accomp"), pcm("mix")
+lab = json.load(open(f"{d}/labels.json"))
+assert len(m) == lab["mix"]["samples"], (len(m), lab["mix"]["samples"])
+worst = max(abs(x + y - z) for x, y, z in zip(v, a, m))
+assert worst <= 2, worst
+assert max(map(abs, v)) > 1000 and max(map(abs, a)) > 1000
+PY
+    fi
+    run "$HC" -q -t 1 -s 1 -i 7 -l 5 --stems --flat -o "$T/b"
+    [ "$status" -eq 0 ]
+    for f in vocal.wav accomp.wav mix.wav song.mid labels.json stems/bass.wav; do
+        cmp "$T/a/s1-000007/$f" "$T/b/s1-000007/$f"
+    done
+}
+
+@test "a complete song is skipped, -f renders it again" {
+    run "$HC" -s 1 -i 3 -l 5 --no-audio -o "$T/a"
+    [ "$status" -eq 0 ]
+    touch -d '2001-01-01' "$T/a/train/s1-000003/labels.json"
+    run "$HC" -s 1 -i 3 -l 5 --no-audio -o "$T/a"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"complete, skipped"* ]]
+    [ "$(stat -c %Y "$T/a/train/s1-000003/labels.json")" -lt 1000000000 ]
+    run "$HC" -q -f -s 1 -i 3 -l 5 --no-audio -o "$T/a"
+    [ "$(stat -c %Y "$T/a/train/s1-000003/labels.json")" -gt 1000000000 ]
+}
+
+@test "fluidsynth missing or failing, no SoundFont, unwritable output: exit 1, no song files" {
+    run "$HC" -q -s 1 -i 3 -l 5 --flat -o "$T/a" --fluidsynth "$T/no-such-program"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"hafm-compose: s1-000003: cannot run '$T/no-such-program': No such file or directory"* ]]
+    [ -z "$(ls -A "$T/a/s1-000003")" ]
+    run "$HC" -q -s 1 -i 3 -l 5 --flat -o "$T/a" --fluidsynth false
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"false failed on the"*"stem (exit status 1)"* ]]
+    [ -z "$(ls -A "$T/a/s1-000003")" ]
+    run "$HC" -q -s 1 -i 3 -l 5 --flat -o "$T/a" --soundfont "$T/none.sf2"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"soundfont $T/none.sf2: No such file or directory"* ]]
+    [ -z "$(ls -A "$T/a/s1-000003")" ]
+    touch "$T/file"
+    run "$HC" -q --no-audio -o "$T/file/sub"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "hafm-compose: s1-000000: cannot create directory $T/file/sub"* ]]
+}
+
+@test "a failed forced re-render leaves the song incomplete, not stale" {
+    run "$HC" -q --no-audio -s 1 -i 3 -l 5 --flat -o "$T/a"
+    [ -e "$T/a/s1-000003/labels.json" ]
+    run "$HC" -q -f -s 1 -i 3 -l 5 --flat -o "$T/a" --fluidsynth false
+    [ "$status" -eq 1 ]
+    [ ! -e "$T/a/s1-000003/labels.json" ]
+}
