@@ -1007,7 +1007,7 @@ int hafm_song_compose(hafm_song *s, uint32_t seed, uint32_t index, const hafm_co
     hafm_singer_range(voice, &s->voice_lo, &s->voice_hi);
     s->singer.vibrato_rate = rng_range(&r, 4.6, 6.4);
     s->singer.vibrato_depth = rng_range(&r, 18, 55);
-    s->singer.vibrato_delay = rng_range(&r, 0.15, 0.35);
+    s->singer.vibrato_delay = rng_range(&r, 0.1, 0.3);
     s->singer.portamento = rng_range(&r, 0.04, 0.11);
     s->singer.scoop = rng_range(&r, 0, 70);
     s->singer.jitter = rng_range(&r, 0.003, 0.01);

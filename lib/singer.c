@@ -311,6 +311,11 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
     double formant_gain[N_FORMANTS] = { 0 };
     memset(formant, 0, sizeof formant);
     resonator_set(&breath, 1400 * tract_scale[voice], 1800, fs);
+    /* a broad, weak resonance above the fifth formant: the table stops near 3-5 kHz, real
+     * voices keep some harmonic energy up to 8 kHz ("air") */
+    resonator presence = { 0 };
+    resonator_set(&presence, 5200 * tract_scale[voice], 2500, fs);
+    const double presence_gain = pow(10.0, -34.0 / 20);
     tract_shape cur;
     shape_vowel(&cur, voice, n_notes ? notes[0].vowel : HAFM_VOWEL_A);
 
@@ -343,7 +348,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
                 else
                     tg.pitch = nt->pitch - p->scoop / 100 * (1 - smoothstep(u / 0.12));
                 tg.voicing = nt->velocity;
-                tg.vibrato = smoothstep((u - p->vibrato_delay) / 0.3);
+                tg.vibrato = smoothstep((u - p->vibrato_delay) / 0.2);
                 shape_vowel(&tg.shape, voice, nt->vowel);
                 tg.has_shape = 1;
                 if (nt->consonant == HAFM_CONS_PLOSIVE)
@@ -422,7 +427,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
         double noise = rng_gauss(&rng);
         double source = voicing * amp_scale * dflow * dg_norm
                       + noise * (p->breathiness * voicing * (0.25 + flow) * 0.35 + tg.aspiration * 0.25);
-        double voiced = 0;
+        double voiced = presence_gain * resonator_run(&presence, source);
         for (int f = 0; f < N_FORMANTS; f++)
             voiced += formant_gain[f] * resonator_run(&formant[f], source);
         double noise2 = rng_gauss(&rng);
