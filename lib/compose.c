@@ -517,7 +517,7 @@ static void write_phrase(hafm_song *s, rng64 *r, int64_t start, int section_kind
                 continue;
             if (i == n - 1 && final_tonic && ((p - s->tonic) % 12 + 12) % 12 != 0)
                 continue;
-            double cost = fabs(p - target) + 0.7 * abs(p - prev) + (p == prev ? 0.8 : 0) + rng_range(r, 0, 2.5);
+            double cost = fabs(p - target) + 0.4 * abs(p - prev) + (p == prev ? 1.2 : 0) + rng_range(r, 0, 3.5);
             if (cost * 100 < best_cost) {
                 best_cost = (int)(cost * 100);
                 best = p;
