@@ -211,6 +211,48 @@ static void test_harmony(void **state)
     assert_true(dominant > 0);
 }
 
+/* Arrangement: parts change between sections, a chorus is at least as full as the verses, drums
+ * fill the last beat(s) of a section with toms when the next section follows, and every
+ * section has a harmonic part (keys or pad) so the chords are always heard. */
+static void test_arrangement(void **state)
+{
+    (void)state;
+    int fills = 0, section_ends = 0, varied = 0;
+    for (uint32_t i = 0; i < N_SONGS; i++) {
+        hafm_song s;
+        compose(&s, 13, i);
+        unsigned verse = 0, chorus = 0;
+        int distinct = 0;
+        for (int k = 0; k < s.n_sections; k++) {
+            const hafm_section *sec = &s.sections[k];
+            assert_true(sec->parts & ((1u << HAFM_PART_KEYS) | (1u << HAFM_PART_PAD)));
+            if (sec->kind == HAFM_SECTION_VERSE)
+                verse |= sec->parts;
+            if (sec->kind == HAFM_SECTION_CHORUS)
+                chorus |= sec->parts;
+            distinct += k && sec->parts != s.sections[k - 1].parts;
+            if (k + 1 < s.n_sections && (sec->parts & (1u << HAFM_PART_DRUMS))) {
+                section_ends++;
+                const hafm_part *d = &s.parts[HAFM_PART_DRUMS];
+                for (int n = 0; n < d->n; n++)
+                    if (d->notes[n].tick >= sec->end - s.beat_ticks && d->notes[n].tick < sec->end &&
+                        (d->notes[n].pitch == 50 || d->notes[n].pitch == 47 || d->notes[n].pitch == 41)) {
+                        fills++;
+                        break;
+                    }
+            }
+        }
+        if (chorus)   /* every part of the verses plays in the chorus */
+            assert_int_equal(verse & ~chorus, 0);
+        varied += distinct > 0;
+        hafm_song_free(&s);
+    }
+    printf("# OK (arrangement) %d of %d songs change parts between sections; fills at %d of %d drummed section ends\n",
+           varied, N_SONGS, fills, section_ends);
+    assert_int_equal(fills, section_ends);
+    assert_true(varied == N_SONGS);
+}
+
 static char *midi_bytes(const hafm_song *s, size_t *len)
 {
     char *buf = NULL;
@@ -378,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_melody_range_and_shape),
         cmocka_unit_test(test_meter_and_form),
         cmocka_unit_test(test_harmony),
+        cmocka_unit_test(test_arrangement),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_midi_file),
