@@ -274,10 +274,10 @@ static void build_form(hafm_song *s, double length)
     /* phrase kinds: verses then choruses, a bridge before a last chorus in long songs */
     static const char *const plans[] = { "V", "VC", "VVC", "VVCC", "VCVCC", "VVCCBC", "VVCCVCC",
                                          "VVCCVCBC", "VVCCVVCBC", "VVCCVVCCBC" };
-    int kinds[64], nk = 0;
+    int *kinds = hafm_xmalloc((size_t)(phrases + 2) * sizeof *kinds), nk = 0;
     kinds[nk++] = HAFM_SECTION_INTRO;
     const char *plan = phrases <= 10 ? plans[phrases - 1] : NULL;
-    for (int i = 0; i < phrases && nk < 62; i++) {
+    for (int i = 0; i < phrases; i++) {
         char c = plan ? plan[i] : "VVCCBC"[i % 6];
         if (!plan && i == phrases - 1)
             c = 'C';
@@ -298,6 +298,7 @@ static void build_form(hafm_song *s, double length)
         }
         t += nb * s->bar_ticks;
     }
+    free(kinds);
 }
 
 /* The chord grid: one progression per section kind (repeated phrases of a section reuse it with

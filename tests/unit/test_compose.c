@@ -253,6 +253,25 @@ static void test_arrangement(void **state)
     assert_true(varied == N_SONGS);
 }
 
+/* Long songs (up to the 3600 s limit) keep their form: sections and chords tile the song. */
+static void test_long_song(void **state)
+{
+    (void)state;
+    hafm_compose_opts o;
+    hafm_compose_defaults(&o);
+    o.length = 3600;
+    hafm_song s;
+    assert_int_equal(hafm_song_compose(&s, 1, 0, &o), 0);
+    double len = hafm_song_seconds(&s, s.end_tick);
+    assert_true(fabs(len - 3600) < 20);
+    assert_int_equal(s.sections[s.n_sections - 1].end, s.end_tick);
+    assert_int_equal(s.chords[s.n_chords - 1].end, s.end_tick);
+    const hafm_part *v = &s.parts[HAFM_PART_VOCAL];
+    assert_true(hafm_song_seconds(&s, v->notes[v->n - 1].tick) > 3500);
+    printf("# OK (long song) %.1f s, %d sections, %d chords, %d sung notes\n", len, s.n_sections, s.n_chords, v->n);
+    hafm_song_free(&s);
+}
+
 static char *midi_bytes(const hafm_song *s, size_t *len)
 {
     char *buf = NULL;
@@ -421,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_meter_and_form),
         cmocka_unit_test(test_harmony),
         cmocka_unit_test(test_arrangement),
+        cmocka_unit_test(test_long_song),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_splits),
         cmocka_unit_test(test_midi_file),
