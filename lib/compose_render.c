@@ -9,6 +9,7 @@
 #include "hafm/compose.h"
 #include "hafm/audio.h"
 #include "hafm/common.h"
+#include "hafm/stream.h"
 #include "compose_internal.h"
 
 #include <cJSON.h>
@@ -215,19 +216,74 @@ static double rms(const float *x, int64_t n)
     return n ? sqrt(acc / (double)n) : 0;
 }
 
-static int write_mono(const char *dir, const char *name, const float *x, int64_t n, int rate)
+/* Float to PCM16 the way the toolkit reads it back (x 32768, saturating). */
+static void quantise(int16_t *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double v = floor((double)x[i] * 32768.0 + 0.5);
+        out[i] = (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+    }
+}
+
+static int write_mono(const char *dir, const char *name, const int16_t *x, int64_t n, int rate)
 {
     char *path = path_join(dir, name);
-    hafm_audio a = { (float *)x, n, 1, rate };
-    int rc = hafm_audio_write(path, &a, HAFM_PCM16);
+    hafm_sndwriter *w = hafm_sndwriter_open(path, rate, 1, HAFM_PCM16);
+    int rc = -1;
+    if (w) {
+        if (hafm_sndwriter_write_i16(w, x, n) < 0)
+            hafm_sndwriter_abort(w);
+        else
+            rc = hafm_sndwriter_close(w);
+    }
+    if (rc < 0)
+        hafm_error_prefix("%s", path);
     free(path);
     return rc;
+}
+
+/* song.hafm: one item keyed by the song id with the vocal, accomp and mix tracks (the same
+ * PCM16 samples as the WAV files), so per-split streams are a plain concatenation of songs. */
+static int write_pair_stream(const hafm_song *s, const char *dir, int16_t *const pcm[3], int64_t n, int rate)
+{
+    static const char *const names[3] = { "vocal", "accomp", "mix" };
+    static const char *const roles[3] = { "vocal", "accompaniment", "mixture" };
+    char *path = path_join(dir, "song.hafm");
+    hafm_outfile *of = hafm_outfile_open(path);
+    free(path);
+    if (!of)
+        return -1;
+    hafm_writer *w = hafm_writer_open(hafm_outfile_fp(of), hafm_progname);
+    int rc = w && hafm_write_item(w, s->id) == 0 ? 0 : -1;
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        hafm_track t;
+        hafm_track_init_audio(&t, names[k], HAFM_DT_I16, rate, 1);
+        t.frames = n;
+        rc = hafm_track_set_producer(&t, hafm_progname, HAFM_VERSION) < 0 ||
+             hafm_track_param_int(&t, "seed", s->seed) < 0 || hafm_track_param_int(&t, "index", s->index) < 0 ||
+             hafm_track_attr_str(&t, "role", roles[k]) < 0 || hafm_write_track(w, &t) < 0 ||
+             hafm_write_data(w, t.id, pcm[k], n) < 0 || hafm_write_end(w, t.id, -1, 0) < 0 ? -1 : 0;
+        hafm_track_free(&t);
+    }
+    if (rc == 0)
+        rc = hafm_write_item_end(w);
+    if (rc == 0) {
+        rc = hafm_writer_close(w);
+        w = NULL;
+    }
+    if (w)
+        hafm_writer_free(w);
+    if (rc < 0) {
+        hafm_outfile_abort(of);
+        return -1;
+    }
+    return hafm_outfile_commit(of);
 }
 
 /* After a failure: no half-made song stays behind (the directories may). */
 static void remove_song_files(const char *dir)
 {
-    static const char *const names[] = { "song.mid", "vocal.wav", "accomp.wav", "mix.wav", "labels.json" };
+    static const char *const names[] = { "song.mid", "song.hafm", "vocal.wav", "accomp.wav", "mix.wav", "labels.json" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *p = path_join(dir, names[i]);
         unlink(p);
@@ -256,7 +312,8 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
         return -1;
     int rc = -1;
     char *stem_dir = path_join(dir, "stems");
-    float *acc = NULL, *voc = NULL, *mix = NULL;
+    float *acc = NULL, *voc = NULL;
+    int16_t *pcm[3] = { NULL, NULL, NULL };      /* vocal, accomp, mix as written */
     float *stems[HAFM_PART_COUNT] = { 0 };
     hafm_sung_note *notes = NULL;
     cJSON *labels = NULL;
@@ -280,7 +337,6 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
         int64_t n = (int64_t)floor(hafm_song_duration(s) * o->sample_rate + 0.5);
         acc = hafm_xcalloc((size_t)n, sizeof *acc);
         voc = hafm_xcalloc((size_t)n, sizeof *voc);
-        mix = hafm_xcalloc((size_t)n, sizeof *mix);
         if (render_stems(s, o, dir, stems, n) < 0)
             goto done;
         for (int p = HAFM_PART_BASS; p < HAFM_PART_COUNT; p++)
@@ -319,20 +375,29 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
         for (int64_t i = 0; i < n; i++) {
             acc[i] = (float)(g_acc * acc[i]);
             voc[i] = (float)(g_voc * voc[i]);
-            mix[i] = acc[i] + voc[i];
         }
-        if (write_mono(dir, "vocal.wav", voc, n, o->sample_rate) < 0 ||
-            write_mono(dir, "accomp.wav", acc, n, o->sample_rate) < 0 ||
-            write_mono(dir, "mix.wav", mix, n, o->sample_rate) < 0)
+        /* the mixture is the sum of the quantised stems: mix = vocal + accomp exactly */
+        pcm[0] = hafm_xmalloc((size_t)n * sizeof *pcm[0]);
+        pcm[1] = hafm_xmalloc((size_t)n * sizeof *pcm[1]);
+        pcm[2] = hafm_xmalloc((size_t)n * sizeof *pcm[2]);
+        quantise(pcm[0], voc, n);
+        quantise(pcm[1], acc, n);
+        for (int64_t i = 0; i < n; i++)
+            pcm[2][i] = (int16_t)(pcm[0][i] + pcm[1][i]);
+        if (write_mono(dir, "vocal.wav", pcm[0], n, o->sample_rate) < 0 ||
+            write_mono(dir, "accomp.wav", pcm[1], n, o->sample_rate) < 0 ||
+            write_mono(dir, "mix.wav", pcm[2], n, o->sample_rate) < 0 ||
+            write_pair_stream(s, dir, pcm, n, o->sample_rate) < 0)
             goto done;
         for (int p = HAFM_PART_BASS; p < HAFM_PART_COUNT && o->keep_stems; p++) {
             if (!stems[p])
                 continue;
             for (int64_t i = 0; i < n; i++)
                 stems[p][i] = (float)(g_acc * stems[p][i]);
+            quantise(pcm[1], stems[p], n);
             char name[64];
             snprintf(name, sizeof name, "%s.wav", hafm_part_name(p));
-            if (write_mono(stem_dir, name, stems[p], n, o->sample_rate) < 0)
+            if (write_mono(stem_dir, name, pcm[1], n, o->sample_rate) < 0)
                 goto done;
         }
         cJSON *mixj = cJSON_AddObjectToObject(labels, "mix");
@@ -340,7 +405,7 @@ int hafm_song_render(const hafm_song *s, const char *dir, const hafm_render_opts
         cJSON_AddNumberToObject(mixj, "vocal_db", hafm__us(s->vocal_db));
         cJSON_AddNumberToObject(mixj, "accomp_gain", hafm__us(g_acc));
         cJSON_AddNumberToObject(mixj, "vocal_gain", hafm__us(g_voc));
-        cJSON_AddStringToObject(mixj, "rule", "mix = vocal + accomp; accompaniment at -20 dBFS RMS, vocal vocal_db above it while singing, scaled down together to 0.95 peak");
+        cJSON_AddStringToObject(mixj, "rule", "mix = vocal + accomp exactly (PCM16); accompaniment at -20 dBFS RMS, vocal vocal_db above it while singing, scaled down together to 0.95 peak");
     }
     {
         char *song_mid = path_join(dir, "song.mid");
@@ -366,7 +431,8 @@ done:
     free(notes);
     free(acc);
     free(voc);
-    free(mix);
+    for (int k = 0; k < 3; k++)
+        free(pcm[k]);
     free(stem_dir);
     return rc;
 }
