@@ -160,3 +160,51 @@ PY
     [ "$status" -eq 1 ]
     [ ! -e "$T/a/s1-000003/labels.json" ]
 }
+
+@test "the rendered accompaniment plays the labelled chords on the labelled beats" {
+    need_fluidsynth
+    py=
+    for p in /usr/bin/python3 python3; do
+        if "$p" -c 'import numpy' 2> /dev/null; then py=$p; break; fi
+    done
+    [ -n "$py" ] || skip "no python3 with numpy"
+    run "$HC" -q -t 2 -s 2 -i 1 -l 12 --flat -o "$T/a"
+    [ "$status" -eq 0 ]
+    run "$py" - "$T/a/s2-000001" <<'PY'
+import sys, json, wave
+import numpy as np
+d = sys.argv[1]
+lab = json.load(open(f"{d}/labels.json"))
+w = wave.open(f"{d}/accomp.wav")
+sr = w.getframerate()
+x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64) / 32768
+hits = share = n = 0
+for c in lab["chords"]:
+    seg = x[int(c["start"] * sr):int(c["end"] * sr)]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+    f = np.fft.rfftfreq(len(seg), 1 / sr)
+    m = (f > 80) & (f < 2000)
+    chroma = np.bincount(np.round(12 * np.log2(f[m] / 440) + 69).astype(int) % 12, weights=spec[m], minlength=12)
+    chroma /= chroma.sum()
+    share += chroma[c["pitch_classes"]].sum()
+    best = max(((r, q) for r in range(12) for q in ((0, 4, 7), (0, 3, 7))),
+               key=lambda rq: chroma[[(rq[0] + i) % 12 for i in rq[1]]].sum())
+    minor = c["quality"] in ("min", "min7", "dim", "hdim7")
+    hits += best == (c["root_pc"], (0, 3, 7) if minor else (0, 4, 7))
+    n += 1
+hop = 240
+frames = np.stack([x[i:i + 1024] * np.hanning(1024) for i in range(0, len(x) - 1024, hop)])
+s = np.log1p(100 * np.abs(np.fft.rfft(frames, axis=1)))
+flux = np.concatenate([[0], np.maximum(np.diff(s, axis=0), 0).sum(1)])
+t = (np.arange(len(flux)) * hop + 512) / sr
+def strength(times):
+    return np.mean([flux[np.abs(t - b) < 0.05].max() for b in times if b < t[-1] - 0.1])
+beats = np.array(lab["beats"])
+ratio = strength(beats) / strength(beats + 0.5 * (beats[1] - beats[0]))
+print(f"chords {n}: template match {hits / n:.2f}, chroma share on chord tones {share / n:.2f}; "
+      f"onset strength on beats / between beats {ratio:.2f}")
+assert hits / n >= 0.7 and share / n >= 0.6 and ratio > 1.2
+PY
+    echo "# $output" >&3
+    [ "$status" -eq 0 ]
+}
