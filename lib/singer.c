@@ -303,8 +303,10 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
     float *buf = hafm_xcalloc((size_t)n_int, sizeof *buf);
     rng64 rng = { p->seed * 0x2545F4914F6CDD1Dull + 0x1234567ull };
 
-    const double oq = p->open_quotient < 0.3 ? 0.3 : p->open_quotient > 0.9 ? 0.9 : p->open_quotient;
-    const double tp = oq * 2.5 / 3.5, tn = oq / 3.5, dg_norm = 2 * tn / M_PI;
+    const double oq_base = p->open_quotient < 0.3 ? 0.3 : p->open_quotient > 0.9 ? 0.9 : p->open_quotient;
+    /* scales the flow derivative by the singer's base pulse, so a shorter closing phase gives a
+     * larger closure discontinuity: more high-frequency energy at the same flow amplitude */
+    const double dg_norm = 2 * (oq_base / 3.5) / M_PI;
 
     /* adjacent formants alternate in sign so their skirts add instead of cancelling (Klatt) */
     resonator formant[N_FORMANTS], fric = { 0 }, breath = { 0 };
@@ -319,7 +321,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
     tract_shape cur;
     shape_vowel(&cur, voice, n_notes ? notes[0].vowel : HAFM_VOWEL_A);
 
-    double phase = 0, period_scale = 1, amp_scale = 1;
+    double phase = 0, period_scale = 1, amp_scale = 1, tilt = 0;
     double voicing = 0, vib_env = 0, vib_phase = 0, pitch = n_notes ? notes[0].pitch : 60;
     double drift = 0, drift_target = 0, dc_x1 = 0, dc_y1 = 0, fric_freq = 3000, fric_bw = 2000;
     double note_vib_rate = p->vibrato_rate;
@@ -347,7 +349,9 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
                     tg.pitch = prev_pitch + (nt->pitch - prev_pitch) * smoothstep(u / (p->portamento > 1e-4 ? p->portamento : 1e-4));
                 else
                     tg.pitch = nt->pitch - p->scoop / 100 * (1 - smoothstep(u / 0.12));
-                tg.voicing = nt->velocity;
+                /* a long note swells and eases (messa di voce) */
+                double len = sp[k].offset - sp[k].onset;
+                tg.voicing = nt->velocity * (len > 1 ? 1 + 0.12 * sin(M_PI * u / len) : 1);
                 tg.vibrato = smoothstep((u - p->vibrato_delay) / 0.2);
                 shape_vowel(&tg.shape, voice, nt->vowel);
                 tg.has_shape = 1;
@@ -413,6 +417,10 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
             if (amp_scale < 0.5)
                 amp_scale = 0.5;
         }
+        /* louder singing closes the glottis for longer: a smaller open quotient */
+        double oq = oq_base + 0.25 * (0.8 - voicing);
+        oq = oq < 0.3 ? 0.3 : oq > 0.9 ? 0.9 : oq;
+        double tp = oq * 2.5 / 3.5, tn = oq / 3.5;
         double flow, dflow;
         if (phase < tp) {
             flow = 0.5 * (1 - cos(M_PI * phase / tp));
@@ -425,7 +433,12 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
             dflow = 0;
         }
         double noise = rng_gauss(&rng);
-        double source = voicing * amp_scale * dflow * dg_norm
+        /* the closing phase's return (the LF model's Ta) as a first-order low-pass whose
+         * corner rises with loudness: soft singing is dark, full voice bright */
+        double fa = 1200 + 4000 * voicing * voicing;
+        double pulse = voicing * amp_scale * dflow * dg_norm;
+        tilt += (pulse - tilt) * (1 - exp(-2 * M_PI * fa * dt));
+        double source = tilt
                       + noise * (p->breathiness * voicing * (0.25 + flow) * 0.35 + tg.aspiration * 0.25);
         double voiced = presence_gain * resonator_run(&presence, source);
         for (int f = 0; f < N_FORMANTS; f++)

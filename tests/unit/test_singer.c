@@ -264,6 +264,33 @@ static void test_breath_and_silence(void **state)
     free(x);
 }
 
+/* Louder singing is brighter (a shorter, more abrupt glottal closing): more of the energy above
+ * 2 kHz at full voice than at a soft voice. */
+static void test_loudness_brightness(void **state)
+{
+    (void)state;
+    double high_db[2];
+    static const double velocity[2] = { 0.35, 1.0 };
+    for (int v = 0; v < 2; v++) {
+        hafm_singer_params p;
+        steady(&p, HAFM_VOICE_TENOR);
+        hafm_sung_note nt = { 0.2, 0.95, 50, velocity[v], HAFM_VOWEL_A, HAFM_CONS_NONE, 1 };
+        int64_t n;
+        float *x = sing(&nt, 1, &p, 1.2, &n);
+        double db[128], f0 = midi_hz(50), hi = 0, all = 0;
+        int nh = harmonics(x + SR / 2, SR / 4, f0, db);
+        for (int k = 1; k <= nh; k++) {
+            double e = pow(10, db[k] / 10);
+            all += e;
+            hi += k * f0 > 2000 ? e : 0;
+        }
+        high_db[v] = 10 * log10(hi / all);
+        free(x);
+    }
+    printf("# OK (brightness) energy above 2 kHz: %.1f dB soft, %.1f dB loud\n", high_db[0], high_db[1]);
+    assert_true(high_db[1] > high_db[0] + 3);
+}
+
 /* Same notes and seed: the same samples; another seed: other samples. Bad input is refused. */
 static void test_determinism_and_errors(void **state)
 {
@@ -296,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_pitch_and_vibrato),
         cmocka_unit_test(test_portamento),
         cmocka_unit_test(test_breath_and_silence),
+        cmocka_unit_test(test_loudness_brightness),
         cmocka_unit_test(test_determinism_and_errors),
     };
     return cmocka_run_group_tests_name("singer", tests, NULL, NULL);
