@@ -486,6 +486,46 @@ int hafm_kmeans_lloyd(float *centers, const float *x, int64_t n, int d, int k, i
     return it - 1;
 }
 
+typedef struct {
+    hafm_kmeans_run_log_fn log;
+    void *ctx;
+    int run;
+} run_log;
+
+static void forward_log(void *vctx, int iter, double inertia, double shift)
+{
+    run_log *rl = vctx;
+    rl->log(rl->ctx, rl->run, iter, inertia, shift);
+}
+
+int hafm_kmeans_fit(float *centers, const float *x, int64_t n, int d, int k, int n_init, int max_iter,
+                    double tol, uint64_t seed, double *inertia, hafm_kmeans_run_log_fn log, void *ctx)
+{
+    float *trial = hafm_aligned_alloc((size_t)k * d * sizeof(float));
+    double best = INFINITY;
+    for (int r = 0; r < (n_init > 0 ? n_init : 1); r++) {
+        hafm_rng rng;
+        hafm_rng_seed(&rng, seed + (uint64_t)r);
+        if (hafm_kmeans_plusplus(trial, x, n, d, k, &rng) < 0) {
+            free(trial);
+            return -1;
+        }
+        double in;
+        run_log rl = {log, ctx, r};
+        if (hafm_kmeans_lloyd(trial, x, n, d, k, max_iter, tol, &in, log ? forward_log : NULL, &rl) < 0) {
+            free(trial);
+            return -1;
+        }
+        if (in < best) {
+            best = in;
+            memcpy(centers, trial, (size_t)k * d * sizeof(float));
+        }
+    }
+    if (inertia) *inertia = best;
+    free(trial);
+    return 0;
+}
+
 /* ---- mini-batch ------------------------------------------------------------------------------ */
 
 double hafm_kmeans_minibatch_step(float *centers, int64_t *counts, const float *batch, int64_t b,

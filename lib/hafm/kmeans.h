@@ -55,6 +55,13 @@ typedef void (*hafm_kmeans_log_fn)(void *ctx, int iter, double inertia, double s
 int hafm_kmeans_lloyd(float *centers, const float *x, int64_t n, int d, int k, int max_iter,
                       double tol, double *inertia, hafm_kmeans_log_fn log, void *ctx);
 
+/* n_init runs of k-means++ then Lloyd (seeds seed, seed+1, ...); keeps the run with the lowest
+ * inertia (scikit-learn's n_init). log (optional) receives run (0-based), iteration, inertia,
+ * shift. Returns 0, or -1 + error (n < k). */
+typedef void (*hafm_kmeans_run_log_fn)(void *ctx, int run, int iter, double inertia, double shift);
+int hafm_kmeans_fit(float *centers, const float *x, int64_t n, int d, int k, int n_init, int max_iter,
+                    double tol, uint64_t seed, double *inertia, hafm_kmeans_run_log_fn log, void *ctx);
+
 /* One mini-batch update of centers[k, d] with batch[b, d]; counts[k] accumulate the points each
  * centre has absorbed. Returns the batch inertia against the centres before the update. */
 double hafm_kmeans_minibatch_step(float *centers, int64_t *counts, const float *batch, int64_t b,
