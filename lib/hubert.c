@@ -27,6 +27,8 @@ typedef struct {
     float *norm_b;
 } conv_layer;
 
+enum { SCRATCH_SLOTS = 14 };
+
 typedef struct {
     float *qkv_w, *qkv_b;    /* [3D, D], [3D]: q, k, v projections stacked */
     float *out_w, *out_b;    /* [D, D], [D] */
@@ -47,6 +49,10 @@ struct hafm_hubert {
     float *enc_ln_w, *enc_ln_b;
     enc_layer *layer;
     int window, context, conv_chunk;
+    /* working memory of hafm_hubert_extract, kept between calls: fresh pages for every
+     * utterance cost more than the elementwise work */
+    float *scratch[SCRATCH_SLOTS];
+    size_t scratch_cap[SCRATCH_SLOTS];
     hafm_hubert_trace_fn trace;
     void *trace_ctx;
 };
@@ -521,6 +527,7 @@ void hafm_hubert_free(hafm_hubert *m)
     if (m->layer)
         for (int i = 0; i < m->nlayers; i++) free_layer(&m->layer[i]);
     free(m->layer);
+    for (int i = 0; i < SCRATCH_SLOTS; i++) free(m->scratch[i]);
     free(m);
 }
 
@@ -599,11 +606,19 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 
 static inline v8f vsel(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
 
+/* n <= 8 floats from p into a vector, zero-filled; the full case is one unaligned load. */
 static inline v8f vload(const float *p, int n)
 {
     v8f v = {0};
-    memcpy(&v, p, n * sizeof(float));
+    if (n == 8) memcpy(&v, p, sizeof v);
+    else memcpy(&v, p, n * sizeof(float));
     return v;
+}
+
+static inline void vstore(float *p, v8f v, int n)
+{
+    if (n == 8) memcpy(p, &v, sizeof v);
+    else memcpy(p, &v, n * sizeof(float));
 }
 
 /* exp(x) for x <= 0 (Cephes polynomial, Cody-Waite reduction), x clamped at -87. */
@@ -650,8 +665,7 @@ void hafm_gelu_forward(float *out, const float *in, int64_t n)
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (int64_t b = 0; b < blocks; b++) {
         int len = n - 8 * b < 8 ? (int)(n - 8 * b) : 8;
-        v8f y = gelu8(vload(in + 8 * b, len));
-        memcpy(out + 8 * b, &y, len * sizeof(float));
+        vstore(out + 8 * b, gelu8(vload(in + 8 * b, len)), len);
     }
 }
 
@@ -713,7 +727,7 @@ static void softmax_rows(float *x, int64_t N, int C)
             int len = C - c < 8 ? C - c : 8;
             v8f e = exp_neg(vload(row + c, len) - mx);
             if (len < 8) e = vsel((v8i){0, 1, 2, 3, 4, 5, 6, 7} < len, e, (v8f){0});
-            memcpy(row + c, &e, len * sizeof(float));
+            vstore(row + c, e, len);
             sum += e;
         }
         float inv = 1.0f / (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
@@ -817,8 +831,7 @@ static void affine_gelu(float *out, const float *x, const float *scale, const fl
     for (int64_t r = 0; r < T; r++)
         for (int c = 0; c < C; c += 8) {
             int len = C - c < 8 ? C - c : 8;
-            v8f y = gelu8(vload(x + r * C + c, len) * vload(scale + c, len) + vload(shift + c, len));
-            memcpy(out + r * C + c, &y, len * sizeof(float));
+            vstore(out + r * C + c, gelu8(vload(x + r * C + c, len) * vload(scale + c, len) + vload(shift + c, len)), len);
         }
 }
 
@@ -969,11 +982,16 @@ static void encoder(const hafm_hubert *m, run_state *s, int64_t T, int layer)
     }
 }
 
-static void run_state_free(run_state *s)
+/* Slot i of the model's working memory with room for n floats. */
+static float *scratch(hafm_hubert *m, int i, int64_t n)
 {
-    free(s->gn_scale), free(s->gn_shift), free(s->seg), free(s->patches), free(s->conv_a), free(s->conv_b);
-    free(s->feat), free(s->x), free(s->qkv), free(s->ctx), free(s->tmp), free(s->ffn);
-    free(s->scores), free(s->col);
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    if (m->scratch_cap[i] < bytes) {
+        free(m->scratch[i]);
+        m->scratch[i] = hafm_aligned_alloc(bytes);
+        m->scratch_cap[i] = bytes;
+    }
+    return m->scratch[i];
 }
 
 int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
@@ -1005,22 +1023,23 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
         if (tout * c->conv_dim[i] > conv_cap) conv_cap = tout * c->conv_dim[i];
         tin = tout;
     }
-    s.seg = hafm_aligned_alloc(seg_cap * sizeof(float));
-    s.patches = hafm_aligned_alloc(((seg_cap - c->conv_kernel[0]) / c->conv_stride[0] + 1) * c->conv_kernel[0] * sizeof(float));
-    s.conv_a = hafm_aligned_alloc(conv_cap * sizeof(float));
-    s.conv_b = hafm_aligned_alloc(conv_cap * sizeof(float));
-    s.gn_scale = hafm_aligned_alloc(c->conv_dim[0] * sizeof(float));
-    s.gn_shift = hafm_aligned_alloc(c->conv_dim[0] * sizeof(float));
-    s.feat = hafm_aligned_alloc(W * C * sizeof(float));
-    s.x = hafm_aligned_alloc(W * D * sizeof(float));
-    s.qkv = hafm_aligned_alloc(W * 3 * D * sizeof(float));
-    s.ctx = hafm_aligned_alloc(W * D * sizeof(float));
-    s.tmp = hafm_aligned_alloc(W * D * sizeof(float));
-    s.ffn = hafm_aligned_alloc(W * F * sizeof(float));
+    int slot = 0;
+    s.seg = scratch(m, slot++, seg_cap);
+    s.patches = scratch(m, slot++, ((seg_cap - c->conv_kernel[0]) / c->conv_stride[0] + 1) * c->conv_kernel[0]);
+    s.conv_a = scratch(m, slot++, conv_cap);
+    s.conv_b = scratch(m, slot++, conv_cap);
+    s.gn_scale = scratch(m, slot++, c->conv_dim[0]);
+    s.gn_shift = scratch(m, slot++, c->conv_dim[0]);
+    s.feat = scratch(m, slot++, W * C);
+    s.x = scratch(m, slot++, W * D);
+    s.qkv = scratch(m, slot++, W * 3 * D);
+    s.ctx = scratch(m, slot++, W * D);
+    s.tmp = scratch(m, slot++, W * D);
+    s.ffn = scratch(m, slot++, W * F);
     int64_t hg = SCORES_MAX_FLOATS / (W * W);
     hg = hg < 1 ? 1 : hg > H ? H : hg;
-    s.scores = hafm_aligned_alloc(hg * W * W * sizeof(float));
-    s.col = hafm_aligned_alloc(W * K * Dg * sizeof(float));
+    s.scores = scratch(m, slot++, hg * W * W);
+    s.col = scratch(m, slot++, W * K * Dg);
 
     global_stats(m, &s);
 
@@ -1041,7 +1060,6 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
         rc = emit(ctx, out, keep_end - out, s.x + (out - a) * D);
         out = keep_end;
     }
-    run_state_free(&s);
     return rc;
 }
 

@@ -43,6 +43,7 @@ void hafm_hubert_config_large(hafm_hubert_config *c);
 /* Fills c from an HF config.json text; keys not present keep the values already in c. */
 int hafm_hubert_config_parse(hafm_hubert_config *c, const char *json);
 
+/* A model object keeps its working memory between calls: use it from one thread at a time. */
 typedef struct hafm_hubert hafm_hubert;
 
 /* Loads a safetensors checkpoint in HF naming. The configuration comes from the file's
