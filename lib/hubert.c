@@ -16,6 +16,8 @@
 #include "hafm/safetensors.h"
 
 #include <cJSON.h>
+#include <cblas.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +62,6 @@ struct hafm_hubert {
 #define GROUPNORM_EPS 1e-5f
 #define CONV_LAYERNORM_EPS 1e-5f
 #define INPUT_NORM_EPS 1e-7      /* HF Wav2Vec2FeatureExtractor zero_mean_unit_var_norm */
-/* Attention scores are computed for a group of heads at once, up to this many floats. */
-#define SCORES_MAX_FLOATS ((int64_t)8 << 20)
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
@@ -686,19 +686,45 @@ static void layernorm_forward(float *out, const float *inp, const float *w, cons
     }
 }
 
+/* C[M,N] = alpha A op(B) + beta C (A not transposed) over `threads` OpenMP threads, each
+ * running a single-threaded BLAS product on a slice of the longer side of C. One thread pool
+ * does all the work: a second one (BLAS threads) would spin while the OpenMP loops run and
+ * vice versa, which on 2 cores costs more than the slicing. */
+static void gemm(int threads, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (threads <= 1 || (int64_t)M * N * K < (1 << 20)) {
+        hafm_sgemm(0, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int split_n = N > M;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads(), len = split_n ? N : M;
+        int a = t ? (int)((int64_t)len * t / nt) & ~15 : 0;
+        int b = t == nt - 1 ? len : (int)((int64_t)len * (t + 1) / nt) & ~15;
+        if (b > a && split_n)
+            hafm_sgemm(0, trans_b, M, b - a, K, alpha, A, lda, trans_b ? B + (size_t)a * ldb : B + a, ldb,
+                       beta, C + a, ldc);
+        else if (b > a)
+            hafm_sgemm(0, trans_b, b - a, N, K, alpha, A + (size_t)a * lda, lda, B, ldb, beta,
+                       C + (size_t)a * ldc, ldc);
+    }
+}
+
 /* out[N,Cout] = inp[N,Cin] W^T + b, W [Cout, Cin]. */
-static void linear_forward(float *out, const float *inp, const float *w, const float *b,
+static void linear_forward(int threads, float *out, const float *inp, const float *w, const float *b,
                            int64_t N, int Cin, int Cout)
 {
     #pragma omp parallel for schedule(static) if (N * Cout > 16384)
     for (int64_t r = 0; r < N; r++) memcpy(out + r * Cout, b, Cout * sizeof(float));
-    hafm_sgemm(0, 1, (int)N, Cout, Cin, 1.0f, inp, Cin, w, Cin, 1.0f, out, Cout);
+    gemm(threads, 1, (int)N, Cout, Cin, 1.0f, inp, Cin, w, Cin, 1.0f, out, Cout);
 }
 
 /* y[Tout, Cout] = conv1d(x[Tin, Cin]) time-major, no padding; W as conv_layer.w. The taps are
  * done `stride` at a time so each GEMM reads x in place with lda = stride*Cin >= its K. */
-static void conv_forward(float *y, const float *x, const conv_layer *L, int64_t Tout, int Cin, int Cout,
-                         int kernel, int stride)
+static void conv_forward(int threads, float *y, const float *x, const conv_layer *L, int64_t Tout, int Cin,
+                         int Cout, int kernel, int stride)
 {
     float beta = 0.0f;
     if (L->b) {
@@ -708,8 +734,8 @@ static void conv_forward(float *y, const float *x, const conv_layer *L, int64_t 
     }
     for (int k0 = 0; k0 < kernel; k0 += stride) {
         int taps = kernel - k0 < stride ? kernel - k0 : stride;
-        hafm_sgemm(0, 1, (int)Tout, Cout, taps * Cin, 1.0f, x + (size_t)k0 * Cin, stride * Cin,
-                   L->w + (size_t)k0 * Cin, kernel * Cin, beta, y, Cout);
+        gemm(threads, 1, (int)Tout, Cout, taps * Cin, 1.0f, x + (size_t)k0 * Cin, stride * Cin,
+             L->w + (size_t)k0 * Cin, kernel * Cin, beta, y, Cout);
         beta = 1.0f;
     }
 }
@@ -755,6 +781,7 @@ typedef struct {
     float *feat;                 /* [W, C] */
     float *x, *qkv, *ctx, *tmp, *ffn, *scores, *col;
     int64_t W;                   /* frames in the window buffers */
+    int threads;                 /* OpenMP threads that slice the GEMMs (1: BLAS threads) */
 } run_state;
 
 static void trace(const hafm_hubert *m, const char *stage, const float *x, int64_t rows, int64_t cols)
@@ -855,9 +882,9 @@ static void conv_stack(const hafm_hubert *m, run_state *s, int64_t f0, int64_t f
              * passes over its (large) output */
             #pragma omp parallel for schedule(static) if (tout * k > 16384)
             for (int64_t r = 0; r < tout; r++) memcpy(s->patches + r * k, in + r * st, k * sizeof(float));
-            conv_forward(out, s->patches, &m->conv[i], tout, k, cout, 1, 1);
+            conv_forward(s->threads, out, s->patches, &m->conv[i], tout, k, cout, 1, 1);
         } else {
-            conv_forward(out, in, &m->conv[i], tout, cin, cout, k, st);
+            conv_forward(s->threads, out, in, &m->conv[i], tout, cin, cout, k, st);
         }
         snprintf(stage, sizeof stage, "conv%d_raw", i);
         trace(m, stage, out, tout, cout);
@@ -885,17 +912,19 @@ static void pos_conv(const hafm_hubert *m, run_state *s, float *p, const float *
      * an odd one with padding (K-1)/2 yields T. Both are p[t] = sum_k w_k h[t + k - K/2]. */
     #pragma omp parallel for schedule(static) if (T * D > 16384)
     for (int64_t t = 0; t < T; t++) memcpy(p + t * D, m->pos_b, D * sizeof(float));
+    /* groups in parallel, each thread with its own im2col buffer */
+    #pragma omp parallel for schedule(dynamic) num_threads(s->threads)
     for (int g = 0; g < G; g++) {
-        #pragma omp parallel for schedule(static)
+        float *col = s->col + (int64_t)omp_get_thread_num() * T * K * Dg;
         for (int64_t t = 0; t < T; t++) {
-            float *row = s->col + t * (int64_t)K * Dg;
+            float *row = col + t * (int64_t)K * Dg;
             for (int k = 0; k < K; k++) {
                 int64_t src = t + k - pad;
                 if (src < 0 || src >= T) memset(row + k * Dg, 0, Dg * sizeof(float));
                 else memcpy(row + k * Dg, h + src * D + g * Dg, Dg * sizeof(float));
             }
         }
-        hafm_sgemm(0, 1, (int)T, Dg, K * Dg, 1.0f, s->col, K * Dg, m->pos_w + (size_t)g * Dg * K * Dg,
+        hafm_sgemm(0, 1, (int)T, Dg, K * Dg, 1.0f, col, K * Dg, m->pos_w + (size_t)g * Dg * K * Dg,
                    K * Dg, 1.0f, p + g * Dg, D);
     }
     hafm_gelu_forward(p, p, T * D);
@@ -906,28 +935,27 @@ static void attention(const hafm_hubert *m, run_state *s, const enc_layer *L, co
 {
     const hafm_hubert_config *c = &m->cfg;
     int D = c->hidden, H = c->heads, hd = D / H;
-    linear_forward(s->qkv, y, L->qkv_w, L->qkv_b, T, D, 3 * D);
+    linear_forward(s->threads, s->qkv, y, L->qkv_w, L->qkv_b, T, D, 3 * D);
     float scale = 1.0f / sqrtf((float)hd);
-    int64_t hg = SCORES_MAX_FLOATS / (T * T);
-    if (hg < 1) hg = 1;
-    if (hg > H) hg = H;
-    for (int h0 = 0; h0 < H; h0 += (int)hg) {
-        int nh = H - h0 < hg ? H - h0 : (int)hg;
-        hafm_sgemm_strided_batched(0, 1, (int)T, (int)T, hd, scale, s->qkv + h0 * hd, 3 * D, hd,
-                                   s->qkv + D + h0 * hd, 3 * D, hd, 0.0f, s->scores, (int)T, T * T, nh);
-        softmax_rows(s->scores, nh * T, (int)T);
-        hafm_sgemm_strided_batched(0, 0, (int)T, hd, (int)T, 1.0f, s->scores, (int)T, T * T,
-                                   s->qkv + 2 * D + h0 * hd, 3 * D, hd, 0.0f, s->ctx + h0 * hd, D, hd, nh);
+    /* heads in parallel, each thread with its own [T, T] scores */
+    #pragma omp parallel for schedule(dynamic) num_threads(s->threads)
+    for (int h = 0; h < H; h++) {
+        float *scores = s->scores + (int64_t)omp_get_thread_num() * T * T;
+        hafm_sgemm(0, 1, (int)T, (int)T, hd, scale, s->qkv + h * hd, 3 * D, s->qkv + D + h * hd, 3 * D,
+                   0.0f, scores, (int)T);
+        softmax_rows(scores, T, (int)T);
+        hafm_sgemm(0, 0, (int)T, hd, (int)T, 1.0f, scores, (int)T, s->qkv + 2 * D + h * hd, 3 * D, 0.0f,
+                   s->ctx + h * hd, D);
     }
-    linear_forward(s->tmp, s->ctx, L->out_w, L->out_b, T, D, D);
+    linear_forward(s->threads, s->tmp, s->ctx, L->out_w, L->out_b, T, D, D);
 }
 
 static void feed_forward(const hafm_hubert *m, run_state *s, const enc_layer *L, const float *y, int64_t T)
 {
     int D = m->cfg.hidden, F = m->cfg.ffn;
-    linear_forward(s->ffn, y, L->fc1_w, L->fc1_b, T, D, F);
+    linear_forward(s->threads, s->ffn, y, L->fc1_w, L->fc1_b, T, D, F);
     hafm_gelu_forward(s->ffn, s->ffn, T * F);
-    linear_forward(s->tmp, s->ffn, L->fc2_w, L->fc2_b, T, F, D);
+    linear_forward(s->threads, s->tmp, s->ffn, L->fc2_w, L->fc2_b, T, F, D);
 }
 
 /* Encoder on s->feat[T, C] up to hidden_states[layer], result in s->x[T, D]. */
@@ -941,7 +969,7 @@ static void encoder(const hafm_hubert *m, run_state *s, int64_t T, int layer)
         layernorm_forward(s->feat, s->feat, m->fp_ln_w, m->fp_ln_b, T, C, c->eps);
         trace(m, "fp_layernorm", s->feat, T, C);
     }
-    linear_forward(s->x, s->feat, m->proj_w, m->proj_b, T, C, D);
+    linear_forward(s->threads, s->x, s->feat, m->proj_w, m->proj_b, T, C, D);
     trace(m, "projection", s->x, T, D);
     pos_conv(m, s, s->tmp, s->x, T);
     trace(m, "pos_conv", s->tmp, T, D);
@@ -1011,7 +1039,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
     int64_t T = hafm_hubert_frames(c, n);
     int64_t W = T <= m->window ? T : m->window;
     int64_t chunk = m->conv_chunk > 0 && m->conv_chunk < W ? m->conv_chunk : W;
-    int C = c->conv_dim[c->conv_layers - 1], D = c->hidden, F = c->ffn, H = c->heads;
+    int C = c->conv_dim[c->conv_layers - 1], D = c->hidden, F = c->ffn;
     int K = c->pos_kernel, Dg = D / c->pos_groups;
 
     run_state s = {.wav = wav, .n = n, .W = W};
@@ -1036,12 +1064,14 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
     s.ctx = scratch(m, slot++, W * D);
     s.tmp = scratch(m, slot++, W * D);
     s.ffn = scratch(m, slot++, W * F);
-    int64_t hg = SCORES_MAX_FLOATS / (W * W);
-    hg = hg < 1 ? 1 : hg > H ? H : hg;
-    s.scores = scratch(m, slot++, hg * W * W);
-    s.col = scratch(m, slot++, W * K * Dg);
+    /* With the OpenBLAS backend, one OpenMP pool slices every product and BLAS runs
+     * single-threaded meanwhile; other backends (cuBLAS) take whole products. */
+    s.threads = strcmp(hafm_backend_name(), "openblas") == 0 ? hafm_get_threads() : 1;
+    s.scores = scratch(m, slot++, s.threads * W * W);
+    s.col = scratch(m, slot++, s.threads * W * K * Dg);
 
     global_stats(m, &s);
+    if (s.threads > 1) openblas_set_num_threads(1);
 
     int rc = 0;
     int64_t out = 0;
@@ -1060,6 +1090,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
         rc = emit(ctx, out, keep_end - out, s.x + (out - a) * D);
         out = keep_end;
     }
+    if (s.threads > 1) openblas_set_num_threads(hafm_get_threads());
     return rc;
 }
 
