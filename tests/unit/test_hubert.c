@@ -137,6 +137,43 @@ static void test_parity_real(void **state)
     parity("real_2s", data_path("small/real_2s/conv0_raw.f32") ? 18 : 11);
 }
 
+/* The pre-norm ("stable layer norm") Large variant: a tiny model against an independent float64
+ * PyTorch implementation of the HF semantics (tests/ref/hubert_large_tiny_ref.py). */
+static void test_large_tiny(void **state)
+{
+    (void)state;
+    const char *p = data_path("large_tiny/model.safetensors");
+    assert_non_null(p);
+    hafm_hubert *m = hafm_hubert_load(p, 0);
+    if (!m) fail_msg("%s", hafm_last_error());
+    const hafm_hubert_config *c = hafm_hubert_get_config(m);
+    assert_int_equal(c->stable_layer_norm, 1);
+    assert_int_equal(c->conv_norm, HAFM_HUBERT_NORM_LAYER);
+    assert_int_equal(c->conv_bias, 1);
+    assert_int_equal(c->normalize_input, 1);
+    int64_t n;
+    float *wav = read_input("synth_1s", &n);
+    double worst = 0;
+    for (int layer = 0; layer <= 3; layer++) {
+        int64_t T;
+        float *h = hafm_hubert_features(m, wav, n, layer, &T);
+        assert_non_null(h);
+        char rel[64];
+        size_t nb;
+        snprintf(rel, sizeof rel, "large_tiny/hidden_states_%02d.f32", layer);
+        float *ref = read_file(data_path(rel), &nb);
+        assert_int_equal(nb, (size_t)T * 64 * sizeof(float));
+        double md = 0;
+        for (int64_t i = 0; i < T * 64; i++) md = fmax(md, fabs(h[i] - ref[i]));
+        printf("# %s (large_tiny/%s) max_diff=%.3g\n", md <= TOL ? "OK" : "FAIL", rel + 11, md);
+        worst = fmax(worst, md);
+        free(h), free(ref);
+    }
+    assert_true(worst <= TOL);
+    free(wav);
+    hafm_hubert_free(m);
+}
+
 /* Tokens of layer 2 with the golden 16-centroid codebook, where the reference margin allows. */
 static void test_tokens(void **state)
 {
@@ -551,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_parity_synth),
         cmocka_unit_test(test_parity_real),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_large_tiny),
         cmocka_unit_test(test_conv_chunks),
         cmocka_unit_test(test_window_short_exact),
         cmocka_unit_test(test_window_long),
