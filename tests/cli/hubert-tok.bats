@@ -68,6 +68,14 @@ golden() { od -An -td4 -v "$H/small/$1/tokens_L2_km16.i32" | tr -s ' \n' '  ' | 
     [ "$(tokens "$T/b.hafm" 0)" = "$(golden synth_1s)" ]
 }
 
+@test "any sample rate is resampled to 16 kHz; the end message keeps the source length" {
+    mkwav "$T/cd.wav" 44100 44100
+    "$HT" -m "$MODEL" -l 2 -c "$KM" "$T/cd.wav" > "$T/cd.hafm"
+    run "$DUMP" "$T/cd.hafm"
+    [[ "$output" == *'"frames":49'* ]]
+    [[ "$output" == *'"source_samples":44100,"source_rate":44100'* ]]
+}
+
 @test "audio tracks of a stream: every item tokenized, other tracks pass through" {
     [ -x "$HAFM_BIN/hafm-from-audio" ] || skip "hafm-from-audio not built"
     "$HAFM_BIN/hafm-from-audio" "$H/inputs/synth_1s.wav" "$H/inputs/synth_1s.wav" > "$T/in.hafm"
