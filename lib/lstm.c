@@ -1,0 +1,112 @@
+/* lstm.c - LSTM layers: batched input projection, cache-resident recurrent step. */
+#include "hafm/lstm.h"
+#include "hafm/linalg.h"
+#include "vmath.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* g[rows] += W[rows, n] h[n]: four rows at a time with eight partial sums each, a shape gcc
+ * turns into FMA vectors without reassociation flags. */
+static void matvec_add(float *g, const float *W, const float *h, int rows, int n)
+{
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
+        int j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int l = 0; l < 8; l++) {
+                float x = h[j + l];
+                a0[l] += w0[j + l] * x;
+                a1[l] += w1[j + l] * x;
+                a2[l] += w2[j + l] * x;
+                a3[l] += w3[j + l] * x;
+            }
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int l = 0; l < 8; l++) { s0 += a0[l]; s1 += a1[l]; s2 += a2[l]; s3 += a3[l]; }
+        for (; j < n; j++) { s0 += w0[j] * h[j]; s1 += w1[j] * h[j]; s2 += w2[j] * h[j]; s3 += w3[j] * h[j]; }
+        g[r] += s0; g[r + 1] += s1; g[r + 2] += s2; g[r + 3] += s3;
+    }
+    for (; r < rows; r++) {
+        float s = 0;
+        for (int j = 0; j < n; j++) s += W[(size_t)r * n + j] * h[j];
+        g[r] += s;
+    }
+}
+
+void lstm_layer_forward(float *out, float *gates, float *h, float *c, const float *inp,
+                        const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
+                        int64_t T, int In, int H)
+{
+    if (T <= 0) return;
+    int G = 4 * H;
+    for (int64_t t = 0; t < T; t++)
+        for (int j = 0; j < G; j++) gates[t * G + j] = b_ih[j] + b_hh[j];
+    hafm_sgemm(0, 1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
+
+    /* Each thread owns a range of hidden units and the four gate rows of each: it computes its
+     * gates and its part of c and h, then all wait for the full h of this frame. */
+    int nth = omp_get_max_threads();
+    if ((int64_t)G * H < 65536) nth = 1;
+    #pragma omp parallel num_threads(nth)
+    {
+        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        int per = ((H + nt - 1) / nt + 3) & ~3;
+        int u0 = tid * per < H ? tid * per : H;
+        int u1 = u0 + per < H ? u0 + per : H;
+        for (int64_t t = 0; t < T; t++) {
+            float *gt = gates + t * G;
+            if (u1 > u0)
+                for (int q = 0; q < 4; q++)
+                    matvec_add(gt + q * H + u0, w_hh + ((size_t)q * H + u0) * H, h, u1 - u0, H);
+            #pragma omp barrier
+            for (int u = u0; u < u1; u++) {
+                float ig = hafm_sigmoidf(gt[u]);
+                float fg = hafm_sigmoidf(gt[H + u]);
+                float gg = hafm_tanhf(gt[2 * H + u]);
+                float og = hafm_sigmoidf(gt[3 * H + u]);
+                float cn = fg * c[u] + ig * gg;
+                c[u] = cn;
+                out[t * H + u] = og * hafm_tanhf(cn);
+            }
+            #pragma omp barrier
+            for (int u = u0; u < u1; u++) h[u] = out[t * H + u];
+            #pragma omp barrier
+        }
+    }
+}
+
+size_t hafm_lstm_scratch_floats(const hafm_lstm *l, int64_t T)
+{
+    return (size_t)T * 4 * l->hidden + 2 * (size_t)T * l->hidden;
+}
+
+void hafm_lstm_forward(float *out, float *state, float *scratch, const hafm_lstm *l,
+                       const float *inp, int64_t T, int skip)
+{
+    int H = l->hidden;
+    float *gates = scratch;
+    float *buf[2] = {scratch + (size_t)T * 4 * H, scratch + (size_t)T * 5 * H};
+    const float *x = inp;
+    for (int n = 0; n < l->layers; n++) {
+        float *y = buf[n & 1];
+        lstm_layer_forward(y, gates, state + (size_t)n * 2 * H, state + (size_t)n * 2 * H + H, x,
+                           l->w_ih[n], l->w_hh[n], l->b_ih[n], l->b_hh[n], T, H, H);
+        x = y;
+    }
+    for (int64_t i = 0; i < T * H; i++) out[i] = x[i] + (skip ? inp[i] : 0.0f);
+}
+
+void hafm_lstm_free(hafm_lstm *l)
+{
+    for (int n = 0; n < l->layers; n++) {
+        if (l->w_ih) free(l->w_ih[n]);
+        if (l->w_hh) free(l->w_hh[n]);
+        if (l->b_ih) free(l->b_ih[n]);
+        if (l->b_hh) free(l->b_hh[n]);
+    }
+    free(l->w_ih); free(l->w_hh); free(l->b_ih); free(l->b_hh);
+    memset(l, 0, sizeof *l);
+}
