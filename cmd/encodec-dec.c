@@ -342,7 +342,7 @@ int main(int argc, char **argv)
                          m->cfg.frame_rate);
             int64_t off = hafm_track_attr_int_or(t, "codebook_offset", 0);
             if (off < 0 || off + t->shape[0] > m->cfg.n_q)
-                hafm_die("item '%s': track '%s': codebooks %lld..%lld, the model has %d", key, t->name, (long long)off,
+                hafm_die("item '%s': track '%s' holds codebooks %lld..%lld; the model has %d", key, t->name, (long long)off,
                          (long long)(off + t->shape[0] - 1), m->cfg.n_q);
             if (it.ns == MAX_TRACKS) hafm_die("item '%s': more than %d tokens tracks", key, MAX_TRACKS);
             it.s[it.ns++] = (src){.t = t, .offset = (int)off, .q = (int)t->shape[0]};
