@@ -516,5 +516,5 @@ int hafm_json_packer_line(hafm_json_packer *p, const char *line, size_t len)
         hafm_error("write error:");
         rc = -1;
     }
-    return rc;
+    return rc < 0 ? -1 : 1;
 }

@@ -1,10 +1,12 @@
 /* fuzz_stream.c - libFuzzer target: the input is read as a hafm stream, every event passes
- * through a writer and every data payload is converted to float and int32. Any input must end
+ * through a writer, every data payload is converted to float and int32 and every message to
+ * JSON (as hafm-dump shows it, summarised and in full). Any input must end
  * in a clean end of stream or an error, never a crash, leak or sanitizer report. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "hafm.h"
+#include "hafm/stream_tools.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             hafm_event_to_i32(&ev, v);
             free(f);
             free(v);
+        }
+        for (int full = 0; full < 2; full++) {
+            char *json = hafm_event_json(&ev, full);
+            if (!json) abort();
+            free(json);
         }
         /* every stream the reader accepts must pass through unchanged */
         if (hafm_write_passthrough(w, &ev) != 0) {
