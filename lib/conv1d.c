@@ -56,7 +56,6 @@ size_t conv1d_scratch_floats(int64_t Lp, int Cin, int K, int stride, int dilatio
 
 static void fill_bias(float *out, const float *bias, int64_t rows, int C)
 {
-    #pragma omp parallel for schedule(static) if (rows * C > 65536)
     for (int64_t t = 0; t < rows; t++) memcpy(out + t * C, bias, (size_t)C * sizeof(float));
 }
 
@@ -69,7 +68,6 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
     if (bias) { fill_bias(out, bias, Lout, Cout); beta = 1.0f; }
     if (use_im2col(Cin, K, stride, dilation)) {
         int64_t row = (int64_t)K * Cin;
-        #pragma omp parallel for schedule(static) if (Lout * row > 65536)
         for (int64_t t = 0; t < Lout; t++)
             for (int k = 0; k < K; k++)
                 memcpy(scratch + t * row + (int64_t)k * Cin, inp + (t * stride + (int64_t)k * dilation) * Cin,
@@ -115,7 +113,6 @@ void conv_transpose1d_forward(float *out, const float *inp, const float *weight,
 
 void elu_forward(float *out, const float *inp, size_t n)
 {
-    #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x > 0.0f ? x : hafm_expm1f_neg(x);

@@ -1,58 +1,11 @@
-/* lstm.c - LSTM layers: batched input projection, cache-resident recurrent step. */
+/* lstm.c - LSTM layers: the input projection of a chunk as one GEMM, then the sequential
+ * recurrent matrix-vector step. */
 #include "hafm/lstm.h"
 #include "hafm/linalg.h"
 #include "vmath.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* g[rows] += W[rows, n] h[n], n a multiple of 8 for the vector path: four rows at a time, so
- * each load of h feeds four FMAs. */
-static void matvec_add(float *g, const float *W, const float *h, int rows, int n)
-{
-    int r = 0;
-    if (n % 8 == 0)
-        for (; r + 4 <= rows; r += 4) {
-            const float *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int j = 0; j < n; j += 8) {
-                __m256 x = _mm256_loadu_ps(h + j);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x, a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x, a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x, a3);
-            }
-            g[r] += hsum8(a0); g[r + 1] += hsum8(a1); g[r + 2] += hsum8(a2); g[r + 3] += hsum8(a3);
-        }
-    for (; r < rows; r++) {
-        float s = 0;
-        for (int j = 0; j < n; j++) s += W[(size_t)r * n + j] * h[j];
-        g[r] += s;
-    }
-}
-#else
-/* g[rows] += W[rows, n] h[n] */
-static void matvec_add(float *g, const float *W, const float *h, int rows, int n)
-{
-    for (int r = 0; r < rows; r++) {
-        float s = 0;
-        for (int j = 0; j < n; j++) s += W[(size_t)r * n + j] * h[j];
-        g[r] += s;
-    }
-}
-#endif
 
 void lstm_layer_forward(float *out, float *gates, float *h, float *c, const float *inp,
                         const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
@@ -64,35 +17,21 @@ void lstm_layer_forward(float *out, float *gates, float *h, float *c, const floa
         for (int j = 0; j < G; j++) gates[t * G + j] = b_ih[j] + b_hh[j];
     hafm_sgemm(0, 1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
 
-    /* Each thread owns a range of hidden units and the four gate rows of each: it computes its
-     * gates and its part of c and h, then all wait for the full h of this frame. */
-    int nth = omp_get_max_threads();
-    if ((int64_t)G * H < 65536) nth = 1;
-    #pragma omp parallel num_threads(nth)
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        int per = ((H + nt - 1) / nt + 3) & ~3;
-        int u0 = tid * per < H ? tid * per : H;
-        int u1 = u0 + per < H ? u0 + per : H;
-        for (int64_t t = 0; t < T; t++) {
-            float *gt = gates + t * G;
-            if (u1 > u0)
-                for (int q = 0; q < 4; q++)
-                    matvec_add(gt + q * H + u0, w_hh + ((size_t)q * H + u0) * H, h, u1 - u0, H);
-            #pragma omp barrier
-            for (int u = u0; u < u1; u++) {
-                float ig = hafm_sigmoidf(gt[u]);
-                float fg = hafm_sigmoidf(gt[H + u]);
-                float gg = hafm_tanhf(gt[2 * H + u]);
-                float og = hafm_sigmoidf(gt[3 * H + u]);
-                float cn = fg * c[u] + ig * gg;
-                c[u] = cn;
-                out[t * H + u] = og * hafm_tanhf(cn);
-            }
-            #pragma omp barrier
-            for (int u = u0; u < u1; u++) h[u] = out[t * H + u];
-            #pragma omp barrier
+    /* The recurrent product goes through the BLAS thread pool like every other product, so one
+     * set of threads serves the whole model (a second pool spinning beside it halves both). */
+    for (int64_t t = 0; t < T; t++) {
+        float *gt = gates + t * G;
+        hafm_sgemv(0, G, H, 1.0f, w_hh, H, h, 1.0f, gt);
+        for (int u = 0; u < H; u++) {
+            float ig = hafm_sigmoidf(gt[u]);
+            float fg = hafm_sigmoidf(gt[H + u]);
+            float gg = hafm_tanhf(gt[2 * H + u]);
+            float og = hafm_sigmoidf(gt[3 * H + u]);
+            float cn = fg * c[u] + ig * gg;
+            c[u] = cn;
+            h[u] = og * hafm_tanhf(cn);
         }
+        memcpy(out + t * H, h, (size_t)H * sizeof(float));
     }
 }
 

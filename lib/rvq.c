@@ -18,7 +18,6 @@ void rvq_nearest_forward(int32_t *codes, int code_stride, float *dist, const flo
 {
     if (T <= 0) return;
     hafm_sgemm(0, 1, (int)T, bins, D, 1.0f, x, D, embed, D, 0.0f, dist, bins);
-    #pragma omp parallel for schedule(static) if (T * bins > 65536)
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * D;
         float x2 = 0.0f;

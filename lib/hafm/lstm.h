@@ -1,9 +1,8 @@
 /* hafm/lstm.h - unidirectional multi-layer LSTM (PyTorch nn.LSTM semantics), time-major.
  *
  * Gate rows are ordered i, f, g, o as in PyTorch. The input projection of a whole chunk of frames
- * is one GEMM; only the recurrent matrix-vector step runs frame by frame, split over threads by
- * hidden unit so each thread keeps its share of W_hh hot in its cache. State (h, c) is explicit,
- * so a caller can carry it across chunks of one signal.
+ * is one GEMM; only the recurrent matrix-vector step runs frame by frame. State (h, c) is
+ * explicit, so a caller can carry it across chunks of one signal.
  */
 #ifndef HAFM_LSTM_H
 #define HAFM_LSTM_H
