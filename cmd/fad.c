@@ -14,10 +14,11 @@ static void usage(FILE *fp)
             "Frechet Audio Distance between two sets of songs. A set is a directory of audio\n"
             "files, @LIST (a file of paths, one per line), one audio file, or a hafm stream\n"
             "(a file, or - for stdin) whose items carry a features track or an audio track.\n"
-            "  -e, --emb NAME      embedding of audio: vggish, or features (streams\n"
-            "                      with features tracks only)                  [vggish]\n"
-            "  -m, --model FILE    VGGish weights (safetensors, torch-port or TF\n"
-            "                      checkpoint naming)                          [$HAFM_VGGISH_MODEL]\n"
+            "  -e, --emb NAME      embedding of audio: vggish, encodec (the 24 kHz\n"
+            "                      encoder's 128-d latent, fadtk's encodec-emb), or\n"
+            "                      features (streams with features tracks only) [vggish]\n"
+            "  -m, --model FILE    weights (safetensors): VGGish in the torch-port or TF\n"
+            "                      naming, or EnCodec    [$HAFM_VGGISH_MODEL / $HAFM_ENCODEC_MODEL]\n"
             "  -T, --track NAME    stream track to read                        [the item's features track,\n"
             "                                                                   else its audio track]\n"
             "  -p, --per-song      also the FAD of each evaluated song against the reference\n"
@@ -82,7 +83,8 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    hafm_fad_config cfg = { .emb = "vggish", .model = getenv("HAFM_VGGISH_MODEL") };
+    hafm_fad_config cfg = { .emb = "vggish" };
+    const char *model = NULL;
     int per_song = 0, inf = 0, json = 0, no_cache = 0, steps = 25, c;
     long inf_min = 500;
     uint64_t seed = 1;
@@ -91,11 +93,11 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":e:m:T:pic:jt:h", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
-            if (strcmp(optarg, "vggish") && strcmp(optarg, "features"))
-                hafm_usage_error("-e: expected vggish or features, got '%s'", optarg);
+            if (strcmp(optarg, "vggish") && strcmp(optarg, "encodec") && strcmp(optarg, "features"))
+                hafm_usage_error("-e: expected vggish, encodec or features, got '%s'", optarg);
             cfg.emb = optarg;
             break;
-        case 'm': cfg.model = optarg; break;
+        case 'm': model = optarg; break;
         case 'T': cfg.track = optarg; break;
         case 'p': per_song = 1; break;
         case 'i': inf = 1; break;
@@ -116,7 +118,8 @@ int main(int argc, char **argv)
     if (!strcmp(ref_spec, "-") && !strcmp(eval_spec, "-")) hafm_usage_error("only one set can be read from stdin");
     if (!cache && !no_cache) cache = default_cache();
     cfg.cache_dir = no_cache ? NULL : cache;
-    if (!strcmp(cfg.emb, "features")) cfg.model = NULL;
+    if (!strcmp(cfg.emb, "vggish")) cfg.model = model ? model : getenv("HAFM_VGGISH_MODEL");
+    if (!strcmp(cfg.emb, "encodec")) cfg.model = model ? model : getenv("HAFM_ENCODEC_MODEL");
 
     hafm_fad_embedder *e = hafm_fad_embedder_new(&cfg);
     if (!e) hafm_die_last();

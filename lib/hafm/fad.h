@@ -71,9 +71,11 @@ int hafm_fad_stats_load(hafm_fad_stats *s, const char *path);
  * A set is given as: a directory (its audio files, by name: .wav .flac .ogg .oga .opus .mp3 .aif
  * .aiff .au .caf .w64), "@LIST" (a file of paths, one per line, '#' comments), one audio file, or
  * a hafm stream (a file, or "-" for stdin) whose items each carry a features track (used as is)
- * or an audio track (embedded). Embeddings of audio: "vggish" (weights in cfg->model). */
+ * or an audio track (embedded). Embeddings of audio: "vggish" or "encodec" (fadtk's encodec-emb:
+ * the encoder's pre-quantisation latent of a mono EnCodec, 128-d at 75 frames/s for the 24 kHz
+ * model), weights in cfg->model. */
 typedef struct {
-    const char *emb;          /* "vggish" or "features" (streams with features tracks only) */
+    const char *emb;          /* "vggish", "encodec" or "features" (features tracks only) */
     const char *model;        /* embedding weights (safetensors) */
     const char *track;        /* stream track to read; NULL: the item's only features track, else its audio */
     const char *cache_dir;    /* per-file statistics cache; NULL: none */
