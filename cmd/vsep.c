@@ -71,6 +71,7 @@ typedef struct {
     hafm_writer *w;
     const char *vname, *aname;
     hafm_track vt, at;
+    const char *item_key;               /* an audio file's item, begun with the first output */
     int open;
     const separator *sep;
 } sink;
@@ -94,6 +95,7 @@ static void sink_open(sink *k, int rate, int channels, int64_t frames)
         if (k->apath && !(k->af = hafm_sndwriter_open(k->apath, rate, channels, HAFM_FLOAT32))) hafm_die_last();
         return;
     }
+    if (k->item_key && hafm_write_item(k->w, k->item_key) < 0) hafm_die_last();
     declare(k, &k->vt, k->vname, "vocal", rate, channels, frames);
     declare(k, &k->at, k->aname, "accompaniment", rate, channels, frames);
 }
@@ -237,12 +239,12 @@ int main(int argc, char **argv)
     int files = vpath || apath;
 
     sink k = { .vpath = vpath, .apath = apath, .vname = vname, .aname = aname, .sep = &s };
+    char key[HAFM_MAX_KEY + 1];
     if (!is_stream) {
         if (!files) {
-            char key[HAFM_MAX_KEY + 1];
             hafm_audio_key_from_path(key, sizeof key, in_path);
             if (!(k.w = hafm_writer_open(stdout, "vsep"))) hafm_die_last();
-            if (hafm_write_item(k.w, key) < 0) hafm_die_last();
+            k.item_key = key;
         }
         if (s.mdx) {
             if (in != stdin) fclose(in);
