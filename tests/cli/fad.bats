@@ -178,3 +178,20 @@ golden() {
     [ "$direct" = "$streams" ]
     awk -v x="$direct" 'BEGIN { exit !(x > 0) }'
 }
+
+@test "HuBERT layer features (reduced random-weight checkpoint of tests/data/hubert)" {
+    M=$HAFM_DATA/hubert/hubert_small_seed5_hf.safetensors
+    [ -f "$M" ] || skip "no tests/data/hubert"
+    mkdir -p "$T/ref" "$T/ev"
+    cp "$D/mix.wav" "$D/accomp.wav" "$T/ref/"
+    cp "$D/vocal.wav" "$T/ev/"
+    run "$FAD" -e hubert -m "$M" -l 2 "$T/ref" "$T/ref"
+    [ "$status" -eq 0 ]
+    [ "$output" = "0.000000" ]
+    run "$FAD" -e hubert -m "$M" -l 2 -j "$T/ref" "$T/ev"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'"embedding":	"hubert"'* ]]
+    run "$FAD" -e hubert -m "$M" -l 40 "$T/ref" "$T/ev"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "fad: "* ]]
+}
