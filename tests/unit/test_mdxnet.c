@@ -118,14 +118,14 @@ static void test_stream_pieces(void **state) {
         int64_t n = sizes[k] < N - at ? sizes[k] : N - at;
         int64_t r = hafm_mdx_stream_push(s, mix + 2 * at, n, 0, &o);
         assert_true(r >= 0 && got + r <= N);
-        memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
+        if (r > 0) memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
         got += r;
         at += n;
         assert_true(at - got <= 1984 + 256);   /* the output lags by at most a chunk (+ trim) */
     }
     int64_t r = hafm_mdx_stream_push(s, NULL, 0, 1, &o);
     assert_int_equal(got + r, N);
-    memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
+    if (r > 0) memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
     assert_int_equal(hafm_mdx_stream_push(s, mix, 1, 1, &o), -1);   /* after the end */
     double d = max_abs_diff_f(whole, pieces, (size_t)N * 2);
     printf("OK (streamed in pieces vs one push) max_diff=%.3g\n", d);
