@@ -1,0 +1,350 @@
+/* transformer_kernels.c - the stage Transformer's kernels, each forward beside its backward
+ * (llm.c style: outputs first, sizes last, shapes in comments).
+ *
+ * Reductions over rows (weight gradients) are parallelised over the reduced tensor's elements,
+ * never with atomics or thread-order-dependent merges, so a training run is bit-reproducible for a
+ * given thread count (hafm-train's resume relies on it). */
+#include "hafm/transformer.h"
+#include "hafm/linalg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+/* ---- RMSNorm ---------------------------------------------------------------------------------- */
+void hafm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps)
+{   /* out, inp [N,C]; rstd [N] (may be NULL) */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        for (int i = 0; i < C; i++) y[i] = x[i] * r * weight[i];
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void hafm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                           const float *weight, const float *rstd, int N, int C)
+{   /* dinp [N,C] +=, dweight [C] += */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += dy[i] * weight[i] * x[i];
+        float k = dot * r * r * r / C;
+        for (int i = 0; i < C; i++) dx[i] += dy[i] * weight[i] * r - x[i] * k;
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < C; i++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
+        dweight[i] += acc;
+    }
+}
+
+/* ---- QK-norm: RMSNorm over each head's hd elements, one scale [hd] shared by the heads ------- */
+void hafm_qknorm_forward(float *out, float *rstd, const float *inp, int ld_in, const float *weight,
+                         int N, int d, int H, float eps)
+{   /* inp rows of stride ld_in, out [N,d], rstd [N,H] (may be NULL) */
+    int hd = d / H;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ld_in + h * hd;
+            float *y = out + (size_t)n * d + h * hd;
+            float ss = 0.0f;
+            for (int i = 0; i < hd; i++) ss += x[i] * x[i];
+            float r = 1.0f / sqrtf(ss / hd + eps);
+            for (int i = 0; i < hd; i++) y[i] = x[i] * r * weight[i];
+            if (rstd) rstd[(size_t)n * H + h] = r;
+        }
+}
+
+void hafm_qknorm_backward(float *dinp, int ld_in, float *dweight, const float *dout, const float *inp,
+                          const float *weight, const float *rstd, int N, int d, int H)
+{   /* dinp rows of stride ld_in (overwritten), dweight [hd] += */
+    int hd = d / H;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ld_in + h * hd, *dy = dout + (size_t)n * d + h * hd;
+            float *dx = dinp + (size_t)n * ld_in + h * hd;
+            float r = rstd[(size_t)n * H + h], dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += dy[i] * weight[i] * x[i];
+            float k = dot * r * r * r / hd;
+            for (int i = 0; i < hd; i++) dx[i] = dy[i] * weight[i] * r - x[i] * k;
+        }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++)
+            for (int h = 0; h < H; h++)
+                acc += dout[(size_t)n * d + h * hd + i] * inp[(size_t)n * ld_in + h * hd + i] * rstd[(size_t)n * H + h];
+        dweight[i] += acc;
+    }
+}
+
+/* ---- GEGLU: out = gelu(a) * b, a and b the two halves of each input row ----------------------- */
+static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
+static inline float gelu_grad(float x)
+{
+    return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+}
+
+void hafm_geglu_forward(float *out, const float *inp, int N, int F)
+{   /* inp [N,2F], out [N,F] */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = inp + (size_t)n * 2 * F, *b = a + F;
+        float *y = out + (size_t)n * F;
+        for (int i = 0; i < F; i++) y[i] = gelu(a[i]) * b[i];
+    }
+}
+
+void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N, int F)
+{   /* dinp [N,2F] overwritten */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = inp + (size_t)n * 2 * F, *b = a + F, *dy = dout + (size_t)n * F;
+        float *da = dinp + (size_t)n * 2 * F, *db = da + F;
+        for (int i = 0; i < F; i++) {
+            da[i] = dy[i] * b[i] * gelu_grad(a[i]);
+            db[i] = dy[i] * gelu(a[i]);
+        }
+    }
+}
+
+/* ---- linear layers ------------------------------------------------------------------------------ */
+void hafm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IN, int OUT)
+{   /* out [N,OUT] = inp [N,IN] weight[OUT,IN]^T + bias[OUT] */
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof *out);
+    }
+    hafm_sgemm(0, 1, N, OUT, IN, 1.0f, inp, IN, weight, IN, bias ? 1.0f : 0.0f, out, OUT);
+}
+
+void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int IN, int OUT)
+{   /* dinp [N,IN] overwritten (if not NULL), dweight [OUT,IN] +=, dbias [OUT] += */
+    if (dinp) hafm_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
+    hafm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
+    if (dbias) {
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dout[(size_t)n * OUT + o];
+            dbias[o] += acc;
+        }
+    }
+}
+
+/* Decode-time products: a handful of rows against a large weight, which is memory bound, so each
+ * weight row is read once for all M inputs and the rows are split among threads. */
+static inline float bf16f(uint16_t h)
+{
+    union { uint32_t u; float f; } v = { .u = (uint32_t)h << 16 };
+    return v.f;
+}
+
+void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT)
+{   /* out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias */
+    if (M == 2) {
+        const float *x0 = inp, *x1 = inp + IN;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            const uint16_t *w = weight + (size_t)o * IN;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma omp simd reduction(+:a0, a1)
+            for (int i = 0; i < IN; i++) {
+                float wi = bf16f(w[i]);
+                a0 += wi * x0[i];
+                a1 += wi * x1[i];
+            }
+            float b = bias ? bias[o] : 0.0f;
+            out[o] = a0 + b;
+            out[OUT + o] = a1 + b;
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OUT; o++) {
+        const uint16_t *w = weight + (size_t)o * IN;
+        for (int m = 0; m < M; m++) {
+            const float *x = inp + (size_t)m * IN;
+            float a = 0.0f;
+#pragma omp simd reduction(+:a)
+            for (int i = 0; i < IN; i++) a += bf16f(w[i]) * x[i];
+            out[(size_t)m * OUT + o] = a + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT)
+{
+    if (M == 2) {
+        const float *x0 = inp, *x1 = inp + IN;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            const float *w = weight + (size_t)o * IN;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma omp simd reduction(+:a0, a1)
+            for (int i = 0; i < IN; i++) {
+                a0 += w[i] * x0[i];
+                a1 += w[i] * x1[i];
+            }
+            float b = bias ? bias[o] : 0.0f;
+            out[o] = a0 + b;
+            out[OUT + o] = a1 + b;
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OUT; o++) {
+        const float *w = weight + (size_t)o * IN;
+        for (int m = 0; m < M; m++) {
+            const float *x = inp + (size_t)m * IN;
+            float a = 0.0f;
+#pragma omp simd reduction(+:a)
+            for (int i = 0; i < IN; i++) a += w[i] * x[i];
+            out[(size_t)m * OUT + o] = a + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------------ */
+int hafm_rel_bucket(int n, int buckets, int max_distance)
+{
+    /* T5's causal bucketing, in float32 like the PyTorch reference so both agree at every n. */
+    int exact = buckets / 2;
+    if (n < exact) return n;
+    float v = logf((float)n / (float)exact) / (float)log((double)max_distance / exact) * (float)(buckets - exact);
+    int b = exact + (int)v;
+    return b < buckets - 1 ? b : buckets - 1;
+}
+
+/* Rows at or above this many queries go through sgemm; single decode steps use direct loops. */
+#define ATT_GEMM_MIN_T 8
+
+void hafm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                            int ld_k, int ld_v, int64_t k_bstride, int64_t v_bstride,
+                            const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
+{
+    int hd = d / H, Lk = pos0 + T;
+    float scale = 1.0f / sqrtf((float)hd);
+    if (T < ATT_GEMM_MIN_T) {
+        int nthr = omp_get_max_threads();
+        float *scr = hafm_aligned_alloc((size_t)nthr * Lk * sizeof(float));
+#pragma omp parallel for collapse(3) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int t = 0; t < T; t++) {
+                    float *s = scr + (size_t)omp_get_thread_num() * Lk;
+                    const float *qi = q + ((size_t)b * T + t) * d + h * hd;
+                    const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
+                    int pi = pos0 + t;
+                    float mx = -INFINITY;
+                    for (int j = 0; j <= pi; j++) {
+                        const float *kj = kb + (size_t)j * ld_k;
+                        float a = 0.0f;
+                        for (int i = 0; i < hd; i++) a += qi[i] * kj[i];
+                        s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+                        if (s[j] > mx) mx = s[j];
+                    }
+                    float sum = 0.0f;
+                    for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                    float inv = 1.0f / sum;
+                    float *o = out + ((size_t)b * T + t) * d + h * hd;
+                    for (int i = 0; i < hd; i++) o[i] = 0.0f;
+                    for (int j = 0; j <= pi; j++) {
+                        const float *vj = vb + (size_t)j * ld_v;
+                        float p = s[j] * inv;
+                        for (int i = 0; i < hd; i++) o[i] += p * vj[i];
+                    }
+                    if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+                }
+        free(scr);
+        return;
+    }
+    float *S = hafm_aligned_alloc((size_t)T * Lk * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *qb = q + (size_t)b * T * d + h * hd;
+            const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
+            hafm_sgemm(0, 1, T, Lk, hd, scale, qb, d, kb, ld_k, 0.0f, S, Lk);
+#pragma omp parallel for schedule(static)
+            for (int t = 0; t < T; t++) {
+                float *s = S + (size_t)t * Lk;
+                int pi = pos0 + t;
+                float mx = -INFINITY;
+                for (int j = 0; j <= pi; j++) {
+                    s[j] += rel_bias[buckets[pi - j] * H + h];
+                    if (s[j] > mx) mx = s[j];
+                }
+                float sum = 0.0f;
+                for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                float inv = 1.0f / sum;
+                for (int j = 0; j <= pi; j++) s[j] *= inv;
+                for (int j = pi + 1; j < Lk; j++) s[j] = 0.0f;
+                if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+            }
+            hafm_sgemm(0, 0, T, hd, Lk, 1.0f, S, Lk, vb, ld_v, 0.0f, out + (size_t)b * T * d + h * hd, d);
+        }
+    free(S);
+}
+
+void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, const float *dout,
+                             const float *out, const float *lse, const float *q, const float *k,
+                             const float *v, int ld_k, int ld_v, const float *rel_bias,
+                             const int *buckets, int B, int T, int d, int H)
+{
+    int hd = d / H, nb = 0;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int n = 0; n < T; n++)
+        if (buckets[n] + 1 > nb) nb = buckets[n] + 1;
+    float *P = hafm_aligned_alloc((size_t)T * T * sizeof(float));
+    float *dS = hafm_aligned_alloc((size_t)T * T * sizeof(float));
+    int nthr = omp_get_max_threads();
+    float *part = hafm_aligned_alloc((size_t)nthr * nb * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *qb = q + (size_t)b * T * d + h * hd;
+            const float *kb = k + (size_t)b * T * ld_k + h * hd, *vb = v + (size_t)b * T * ld_v + h * hd;
+            const float *dob = dout + (size_t)b * T * d + h * hd, *ob = out + (size_t)b * T * d + h * hd;
+            const float *lb = lse + ((size_t)b * H + h) * T;
+            /* The probabilities are recomputed from the saved log-sum-exp rather than stored:
+             * [T,T] per head and layer would not fit for 10 s windows of stage 3. */
+            hafm_sgemm(0, 1, T, T, hd, scale, qb, d, kb, ld_k, 0.0f, P, T);
+            hafm_sgemm(0, 1, T, T, hd, 1.0f, dob, d, vb, ld_v, 0.0f, dS, T);
+            memset(part, 0, (size_t)nthr * nb * sizeof(float));
+#pragma omp parallel
+            {
+                float *acc = part + (size_t)omp_get_thread_num() * nb;
+#pragma omp for schedule(static)
+                for (int t = 0; t < T; t++) {
+                    float Dt = 0.0f;
+                    for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
+                    float *p = P + (size_t)t * T, *ds = dS + (size_t)t * T;
+                    for (int j = 0; j <= t; j++) {
+                        p[j] = expf(p[j] + rel_bias[buckets[t - j] * H + h] - lb[t]);
+                        ds[j] = p[j] * (ds[j] - Dt);
+                        acc[buckets[t - j]] += ds[j];
+                    }
+                    for (int j = t + 1; j < T; j++) p[j] = ds[j] = 0.0f;
+                }
+            }
+            for (int th = 0; th < nthr; th++)
+                for (int i = 0; i < nb; i++) drel_bias[i * H + h] += part[(size_t)th * nb + i];
+            hafm_sgemm(0, 0, T, hd, T, scale, dS, T, kb, ld_k, 0.0f, dq + (size_t)b * T * d + h * hd, d);
+            hafm_sgemm(1, 0, T, hd, T, scale, dS, T, qb, d, 0.0f, dk + (size_t)b * T * d + h * hd, d);
+            hafm_sgemm(1, 0, T, hd, T, 1.0f, P, T, dob, d, 0.0f, dv + (size_t)b * T * d + h * hd, d);
+        }
+    free(P);
+    free(dS);
+    free(part);
+}
