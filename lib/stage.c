@@ -319,3 +319,38 @@ fail:
     free(out);
     return NULL;
 }
+
+int hafm_stage_read_items(const char *path, const hafm_tf_config *c, const char *const *cond_names,
+                          const char *target_name, hafm_stage_item **items, int *n, int *skipped)
+{
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
+    if (!fp) {
+        hafm_error("%s:", path);
+        return -1;
+    }
+    hafm_reader *r = hafm_reader_open(fp, is_stdin ? "stdin" : path);
+    hafm_stage_collector *k = hafm_stage_collector_new(c, cond_names, target_name ? target_name : c->target.name);
+    hafm_event ev;
+    int rc;
+    while (r && (rc = hafm_reader_next(r, &ev)) > 0) {
+        if (hafm_stage_collector_event(k, &ev) < 0) {
+            hafm_error_prefix("%s: item '%s'", path, hafm_reader_item_key(r));
+            rc = -1;
+            break;
+        }
+        if (ev.type != HAFM_EV_ITEM_END) continue;
+        hafm_stage_item it;
+        if (hafm_stage_collector_finish(k, &it, 1) < 0) {
+            (*skipped)++;
+            continue;
+        }
+        *items = hafm_xrealloc(*items, (size_t)(*n + 1) * sizeof **items);
+        (*items)[(*n)++] = it;
+    }
+    if (!r) rc = -1;
+    hafm_stage_collector_free(k);
+    if (r) hafm_reader_close(r);
+    if (!is_stdin) fclose(fp);
+    return rc < 0 ? -1 : 0;
+}

@@ -59,6 +59,12 @@ void hafm_generator_free(hafm_generator *g);
  * rng drives the sampling (seed it per item for reproducible output). */
 int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *item, hafm_rng *rng, int64_t *frames);
 
+/* Reads every item of a stream file ("-": stdin) that has the conditioning tracks and the target
+ * track, appending to *items (*n items, realloc'd). Items lacking a track are skipped and
+ * counted in *skipped. Errors (unreadable file, wrong track types) return -1. */
+int hafm_stage_read_items(const char *path, const hafm_tf_config *c, const char *const *cond_names,
+                          const char *target_name, hafm_stage_item **items, int *n, int *skipped);
+
 /* ---- training crops ---------------------------------------------------------------------------- */
 /* Writes one training sequence tokens[L] of layout lay from units [u0, u0 + lay->n_units) of an
  * item, with the conditioning replaced by null tokens when drop_cond. */

@@ -76,4 +76,8 @@ int hafm_trainer_save(hafm_trainer *t, const char *path, const char *training_js
 /* Restores moments and state from a checkpoint whose parameters were loaded into the model. */
 int hafm_trainer_restore(hafm_trainer *t, const hafm_safetensors *st);
 
+/* Renders the training curves of a hafm-train JSON-lines log as a PNG with gnuplot: loss and
+ * token accuracy against step, training and validation. */
+int hafm_train_plot(const char *log_path, const char *png_path);
+
 #endif
