@@ -172,7 +172,7 @@ def synth_item(rng, stage, seconds, vocab):
         c = rng.integers(0, vocab, (f75, 4))
         t = np.zeros((f75, 4), np.int64)
         for q in range(4):
-            t[:, q] = (5 * c[:, 3 - q] + 1 + (t[:, q - 1] % 2 if q else 0)) % vocab
+            t[:, q] = (5 * c[:, q] + 1 + (t[:, q - 1] % 2 if q else 0)) % vocab
         return [("accomp.coarse", c, 75, vocab, None), ("accomp.fine", t, 75, vocab, {"codebook_offset": 4})]
     v = rng.integers(0, vocab, f50)
     a = (v + 1) % vocab
