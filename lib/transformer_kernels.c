@@ -152,24 +152,50 @@ static inline float bf16f(uint16_t h)
     return v.f;
 }
 
+typedef uint32_t u32_unaligned __attribute__((aligned(1), may_alias));
+
+static inline float u32f(uint32_t u)
+{
+    union { uint32_t u; float f; } v = { .u = u };
+    return v.f;
+}
+
 void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT)
 {   /* out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias */
     if (M == 2) {
-        const float *x0 = inp, *x1 = inp + IN;
+        /* Two bf16 weights per 32-bit load: the even one is (u << 16), the odd one (u & 0xffff0000),
+         * each a float; the inputs are split into even and odd halves once to match. */
+        int H2 = IN / 2;
+        float *xs = hafm_aligned_alloc((size_t)4 * (H2 + 1) * sizeof(float));
+        float *xe0 = xs, *xo0 = xs + (H2 + 1), *xe1 = xs + 2 * (H2 + 1), *xo1 = xs + 3 * (H2 + 1);
+        for (int k = 0; k < H2; k++) {
+            xe0[k] = inp[2 * k];
+            xo0[k] = inp[2 * k + 1];
+            xe1[k] = inp[IN + 2 * k];
+            xo1[k] = inp[IN + 2 * k + 1];
+        }
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < OUT; o++) {
             const uint16_t *w = weight + (size_t)o * IN;
+            const u32_unaligned *wp = (const u32_unaligned *)w;
             float a0 = 0.0f, a1 = 0.0f;
 #pragma omp simd reduction(+:a0, a1)
-            for (int i = 0; i < IN; i++) {
-                float wi = bf16f(w[i]);
-                a0 += wi * x0[i];
-                a1 += wi * x1[i];
+            for (int k = 0; k < H2; k++) {
+                uint32_t u = wp[k];
+                float lo = u32f(u << 16), hi = u32f(u & 0xffff0000u);
+                a0 += lo * xe0[k] + hi * xo0[k];
+                a1 += lo * xe1[k] + hi * xo1[k];
+            }
+            if (IN & 1) {
+                float wl = bf16f(w[IN - 1]);
+                a0 += wl * inp[IN - 1];
+                a1 += wl * inp[2 * IN - 1];
             }
             float b = bias ? bias[o] : 0.0f;
             out[o] = a0 + b;
             out[OUT + o] = a1 + b;
         }
+        free(xs);
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -252,6 +278,7 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
                     for (int j = 0; j <= pi; j++) {
                         const float *kj = kb + (size_t)j * ld_k;
                         float a = 0.0f;
+#pragma omp simd reduction(+:a)
                         for (int i = 0; i < hd; i++) a += qi[i] * kj[i];
                         s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
                         if (s[j] > mx) mx = s[j];
