@@ -426,6 +426,34 @@ static void test_kv_cache(void **state)
     for (int s = 1; s <= 3; s++) check_cache(s);
 }
 
+/* ---- decode GEMVs: bf16 weights equal float32 weights holding the same (rounded) values ------------ */
+static void test_gemv(void **state)
+{
+    (void)state;
+    hafm_rng r;
+    hafm_rng_seed(&r, 6);
+    for (int IN = 36; IN <= 37; IN++)   /* even and odd rows (d_ff 1365 is odd) */
+        for (int M = 1; M <= 3; M++) {
+            int OUT = 29;
+            float w[29 * 37], x[3 * 37], b[29], y1[3 * 29], y2[3 * 29], y3[3 * 29];
+            uint16_t wb[29 * 37];
+            fill(w, (size_t)OUT * IN, 1.0f, &r);
+            fill(x, (size_t)M * IN, 1.0f, &r);
+            fill(b, OUT, 1.0f, &r);
+            for (int i = 0; i < OUT * IN; i++) {
+                wb[i] = hafm_f32_to_bf16(w[i]);
+                w[i] = hafm_bf16_to_f32(wb[i]);
+            }
+            hafm_gemv_bf16(y1, x, wb, b, M, IN, OUT);
+            hafm_gemv_f32(y2, x, w, b, M, IN, OUT);
+            hafm_linear_forward(y3, x, w, b, M, IN, OUT);
+            double md = 0.0;
+            for (int i = 0; i < M * OUT; i++) md = fmax(md, fmax(fabs(y1[i] - y3[i]), fabs(y2[i] - y3[i])));
+            printf("# gemv M=%d IN=%d: max_diff vs sgemm %.3g\n", M, IN, md);
+            assert_true(md < 1e-4);
+        }
+}
+
 /* ---- sampling ------------------------------------------------------------------------------------------ */
 static void test_sampling(void **state)
 {
@@ -495,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_fd_whole_model),
         cmocka_unit_test(test_kv_cache),
+        cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_sampling),
     };
     return cmocka_run_group_tests_name("transformer", tests, NULL, NULL);
