@@ -12,14 +12,14 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-void hafm_rng_seed(hafm_rng *r, uint64_t seed)
+void hafm_rand_seed(hafm_rand *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t hafm_rng_u64(hafm_rng *r)
+uint64_t hafm_rand_u64(hafm_rand *r)
 {
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -33,20 +33,20 @@ uint64_t hafm_rng_u64(hafm_rng *r)
     return result;
 }
 
-double hafm_rng_uniform(hafm_rng *r) { return (double)(hafm_rng_u64(r) >> 11) * 0x1.0p-53; }
+double hafm_rand_uniform(hafm_rand *r) { return (double)(hafm_rand_u64(r) >> 11) * 0x1.0p-53; }
 
-uint64_t hafm_rng_below(hafm_rng *r, uint64_t n)
+uint64_t hafm_rand_below(hafm_rand *r, uint64_t n)
 {
     /* Rejection keeps it unbiased: drop the top partial copy of [0, n). */
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
-    do x = hafm_rng_u64(r); while (x >= limit);
+    do x = hafm_rand_u64(r); while (x >= limit);
     return x % n;
 }
 
-float hafm_rng_normal(hafm_rng *r)
+float hafm_rand_normal(hafm_rand *r)
 {
-    double u1 = hafm_rng_uniform(r), u2 = hafm_rng_uniform(r);
+    double u1 = hafm_rand_uniform(r), u2 = hafm_rand_uniform(r);
     return (float)(sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2));
 }
 
@@ -75,7 +75,7 @@ static int by_logit_desc(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;   /* ties: lower token first, deterministic */
 }
 
-int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rng *rng, int *work)
+int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rand *rng, int *work)
 {
     if (s->temperature <= 0.0f) {
         int best = 0;
@@ -106,7 +106,7 @@ int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rng *rng, int 
         sum = 0.0;
         for (int i = 0; i < n; i++) sum += logits[work[i]];
     }
-    double u = hafm_rng_uniform(rng) * sum, acc = 0.0;
+    double u = hafm_rand_uniform(rng) * sum, acc = 0.0;
     for (int i = 0; i < n; i++) {
         acc += logits[work[i]];
         if (u < acc) return work[i];

@@ -253,7 +253,7 @@ void hafm_generator_free(hafm_generator *g)
     free(g);
 }
 
-static int sample_next(hafm_generator *g, hafm_rng *rng)
+static int sample_next(hafm_generator *g, hafm_rand *rng)
 {
     int V = g->m->cfg.target.vocab;
     if (g->B == 2)
@@ -263,7 +263,7 @@ static int sample_next(hafm_generator *g, hafm_rng *rng)
     return hafm_sample(g->comb, V, &g->o.sampler, rng, g->work);
 }
 
-int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *it, hafm_rng *rng, int64_t *frames)
+int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *it, hafm_rand *rng, int64_t *frames)
 {
     const hafm_tf_model *m = g->m;
     const hafm_tf_config *c = &m->cfg;

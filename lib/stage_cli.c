@@ -160,8 +160,8 @@ int hafm_stage_cli(int argc, char **argv, int stage)
         if (ev.type == HAFM_EV_ITEM_END) {
             hafm_stage_item it;
             if (hafm_stage_collector_finish(col, &it, 0) < 0) hafm_die("item '%s': %s", key, hafm_last_error());
-            hafm_rng rng;
-            hafm_rng_seed(&rng, go.seed + (uint64_t)item_index++);
+            hafm_rand rng;
+            hafm_rand_seed(&rng, go.seed + (uint64_t)item_index++);
             pc.key = key;
             pc.last = -1;
             pc.t0 = hafm_now();

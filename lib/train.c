@@ -103,7 +103,7 @@ hafm_trainer *hafm_trainer_new(hafm_tf_model *m, const hafm_train_opts *o, const
         if (m->tensors[i].decay) memset(t->decay + m->tensors[i].offset, 1, m->tensors[i].numel);
     t->acts = hafm_tf_acts_new(m, &t->lay, o->micro_batch);
     t->tokens = hafm_xmalloc((size_t)o->micro_batch * t->lay.L * sizeof *t->tokens);
-    hafm_rng_seed(&t->st.rng, o->seed);
+    hafm_rand_seed(&t->st.rng, o->seed);
     return t;
 }
 
@@ -159,12 +159,12 @@ int hafm_trainer_step(hafm_trainer *t, hafm_step_stats *out)
     crop *crops = hafm_xmalloc((size_t)B * sizeof *crops);
     int64_t total = t->cum[t->n_items - 1];
     for (int b = 0; b < B; b++) {
-        int64_t r = (int64_t)hafm_rng_below(&t->st.rng, (uint64_t)total);
+        int64_t r = (int64_t)hafm_rand_below(&t->st.rng, (uint64_t)total);
         int i = 0;
         while (t->cum[i] <= r) i++;
         crops[b].it = t->items[i];
         crops[b].u0 = r - (i ? t->cum[i - 1] : 0);
-        crops[b].drop = hafm_rng_uniform(&t->st.rng) < o->cond_dropout;
+        crops[b].drop = hafm_rand_uniform(&t->st.rng) < o->cond_dropout;
     }
     int lo = (int)((int64_t)B * rank / world), hi = (int)((int64_t)B * (rank + 1) / world);
     int64_t ntok = (int64_t)B * t->lay.n_target;

@@ -337,8 +337,8 @@ void hafm_tf_free(hafm_tf_model *m)
 
 void hafm_tf_init_random(hafm_tf_model *m, uint64_t seed)
 {
-    hafm_rng rng;
-    hafm_rng_seed(&rng, seed);
+    hafm_rand rng;
+    hafm_rand_seed(&rng, seed);
     for (int i = 0; i < m->n_tensors; i++) {
         const hafm_tf_tensor *t = &m->tensors[i];
         float *p = m->params + t->offset;
@@ -347,7 +347,7 @@ void hafm_tf_init_random(hafm_tf_model *m, uint64_t seed)
         int is_norm = (len >= 4 && strcmp(n + len - 4, "norm") == 0);
         int is_bias = (len >= 4 && strcmp(n + len - 4, "bias") == 0 && strcmp(n, "rel_bias") != 0);
         for (size_t j = 0; j < t->numel; j++)
-            p[j] = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * hafm_rng_normal(&rng);
+            p[j] = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * hafm_rand_normal(&rng);
     }
     free(m->params_bf16);
     m->params_bf16 = NULL;

@@ -6,13 +6,13 @@
 
 /* xoshiro256** seeded through splitmix64: the same seed gives the same numbers everywhere, and
  * the whole state is 4 words, so a trainer can checkpoint it. */
-typedef struct { uint64_t s[4]; } hafm_rng;
+typedef struct { uint64_t s[4]; } hafm_rand;
 
-void     hafm_rng_seed(hafm_rng *r, uint64_t seed);
-uint64_t hafm_rng_u64(hafm_rng *r);
-double   hafm_rng_uniform(hafm_rng *r);              /* [0, 1) with 53 random bits */
-uint64_t hafm_rng_below(hafm_rng *r, uint64_t n);    /* uniform in [0, n), n > 0, unbiased */
-float    hafm_rng_normal(hafm_rng *r);               /* standard normal (Box-Muller) */
+void     hafm_rand_seed(hafm_rand *r, uint64_t seed);
+uint64_t hafm_rand_u64(hafm_rand *r);
+double   hafm_rand_uniform(hafm_rand *r);              /* [0, 1) with 53 random bits */
+uint64_t hafm_rand_below(hafm_rand *r, uint64_t n);    /* uniform in [0, n), n > 0, unbiased */
+float    hafm_rand_normal(hafm_rand *r);               /* standard normal (Box-Muller) */
 
 typedef struct {
     float cfg_scale;     /* logits = u + scale (c - u); 1 = conditional only */
@@ -29,6 +29,6 @@ void hafm_cfg_combine(float *out, const float *cond, const float *uncond, float 
 
 /* Draws a token from logits[V] (modified in place: scratch) with temperature, top-k, top-p.
  * work holds V ints. Uses exactly one random number per call when temperature > 0, none when 0. */
-int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rng *rng, int *work);
+int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rand *rng, int *work);
 
 #endif

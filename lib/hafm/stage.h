@@ -57,7 +57,7 @@ void hafm_generator_free(hafm_generator *g);
 /* Generates the target of an item: out [n_units * frames_per_unit(target), Q] (malloc'd), of
  * which the first item->out_frames frames match the input duration. *frames receives the latter.
  * rng drives the sampling (seed it per item for reproducible output). */
-int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *item, hafm_rng *rng, int64_t *frames);
+int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *item, hafm_rand *rng, int64_t *frames);
 
 /* Reads every item of a stream file ("-": stdin) that has the conditioning tracks and the target
  * track, appending to *items (*n items, realloc'd). Items lacking a track are skipped and

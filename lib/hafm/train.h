@@ -44,7 +44,7 @@ typedef struct {
 typedef struct {
     int64_t step;           /* steps done */
     int64_t tokens;         /* target tokens trained on (global) */
-    hafm_rng rng;           /* crop and dropout draws */
+    hafm_rand rng;           /* crop and dropout draws */
 } hafm_train_state;
 
 typedef struct hafm_trainer hafm_trainer;

@@ -20,9 +20,9 @@ static const char *data_dir(void)
     return d ? d : "tests/data";
 }
 
-static void fill(float *x, size_t n, float scale, hafm_rng *r)
+static void fill(float *x, size_t n, float scale, hafm_rand *r)
 {
-    for (size_t i = 0; i < n; i++) x[i] = scale * hafm_rng_normal(r);
+    for (size_t i = 0; i < n; i++) x[i] = scale * hafm_rand_normal(r);
 }
 
 /* ---- paper sizes ------------------------------------------------------------------------------ */
@@ -189,13 +189,13 @@ static void qk_fwd(void *p) { norm_ctx *c = p; hafm_qknorm_forward(c->out, c->rs
 static void test_fd_rmsnorm_qknorm(void **state)
 {
     (void)state;
-    hafm_rng r;
-    hafm_rng_seed(&r, 1);
+    hafm_rand r;
+    hafm_rand_seed(&r, 1);
     int N = 5, C = 12, H = 3, ld = 20;
     float inp[5 * 20], w[12], out[60], rstd[15], R[60], din[5 * 20], dw[12];
     fill(inp, 100, 1.0f, &r);
     fill(R, 60, 1.0f, &r);
-    for (int i = 0; i < 12; i++) w[i] = 1.0f + 0.3f * hafm_rng_normal(&r);
+    for (int i = 0; i < 12; i++) w[i] = 1.0f + 0.3f * hafm_rand_normal(&r);
     norm_ctx c = { out, rstd, inp, w, N, C, H, ld };
     /* RMSNorm over rows of C (inp contiguous [N,C]) */
     rms_fwd(&c);
@@ -224,8 +224,8 @@ static void linear_fwd(void *p) { lin_ctx *c = p; hafm_linear_forward(c->out, c-
 static void test_fd_geglu_linear(void **state)
 {
     (void)state;
-    hafm_rng r;
-    hafm_rng_seed(&r, 2);
+    hafm_rand r;
+    hafm_rand_seed(&r, 2);
     enum { N = 4, IN = 6, OUT = 5 };
     float inp[N * 2 * OUT], out[N * OUT], R[N * OUT], din[N * 2 * OUT];
     fill(inp, sizeof inp / 4, 1.5f, &r);
@@ -257,8 +257,8 @@ static void att_fwd(void *p)
 static void test_fd_attention(void **state)
 {
     (void)state;
-    hafm_rng r;
-    hafm_rng_seed(&r, 3);
+    hafm_rand r;
+    hafm_rand_seed(&r, 3);
     /* T = 12 exercises the sgemm path (T >= 8) and buckets up to the log range */
     enum { B = 2, T = 12, d = 8, H = 2, NB = 6 };
     int bk[T];
@@ -305,19 +305,19 @@ static hafm_tf_model *tiny_model(int stage, uint64_t seed)
     c.target.vocab = 9;
     hafm_tf_model *m = hafm_tf_new(&c);
     hafm_tf_init_random(m, seed);
-    hafm_rng r;
-    hafm_rng_seed(&r, seed + 100);
-    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.2f * hafm_rng_normal(&r);
+    hafm_rand r;
+    hafm_rand_seed(&r, seed + 100);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.2f * hafm_rand_normal(&r);
     return m;
 }
 
-static void random_tokens(const hafm_tf_model *m, const hafm_tf_layout *lay, int B, int32_t *tok, hafm_rng *r)
+static void random_tokens(const hafm_tf_model *m, const hafm_tf_layout *lay, int B, int32_t *tok, hafm_rand *r)
 {
     for (int b = 0; b < B; b++)
         for (int p = 0; p < lay->L; p++) {
             int t = lay->table[p];
             int rows = t < 0 ? 1 : m->table_rows[t] - (p < lay->target_start ? 1 : 0);
-            tok[b * lay->L + p] = t < 0 ? 0 : (int32_t)hafm_rng_below(r, (uint64_t)rows);
+            tok[b * lay->L + p] = t < 0 ? 0 : (int32_t)hafm_rand_below(r, (uint64_t)rows);
         }
 }
 
@@ -329,8 +329,8 @@ static void test_fd_whole_model(void **state)
     hafm_tf_layout_init(&lay, &m->cfg, 2);
     int B = 2;
     int32_t *tok = malloc((size_t)B * lay.L * sizeof *tok);
-    hafm_rng r;
-    hafm_rng_seed(&r, 9);
+    hafm_rand r;
+    hafm_rand_seed(&r, 9);
     random_tokens(m, &lay, B, tok, &r);
     hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, B);
     float scale = 1.0f / (B * lay.n_target);
@@ -342,7 +342,7 @@ static void test_fd_whole_model(void **state)
     for (int i = 0; i < m->n_tensors; i++) {
         const hafm_tf_tensor *t = &m->tensors[i];
         for (int s = 0; s < 3; s++) {
-            size_t j = t->offset + (size_t)hafm_rng_below(&r, t->numel);
+            size_t j = t->offset + (size_t)hafm_rand_below(&r, t->numel);
             /* embedding rows of tokens not in the batch have zero gradient both ways: fine too */
             float keep = m->params[j], h = 1e-2f;
             m->params[j] = keep + h;
@@ -375,8 +375,8 @@ static void check_cache(int stage)
     hafm_tf_layout_init(&lay, &m->cfg, stage == 1 ? 9 : 3);
     int B = 2, V = m->cfg.target.vocab, Q = m->cfg.target.codebooks;
     int32_t *tok = malloc((size_t)B * lay.L * sizeof *tok);
-    hafm_rng r;
-    hafm_rng_seed(&r, 3);
+    hafm_rand r;
+    hafm_rand_seed(&r, 3);
     random_tokens(m, &lay, B, tok, &r);
     hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, B);
     const float *full = hafm_tf_forward(m, a, tok);
@@ -430,8 +430,8 @@ static void test_kv_cache(void **state)
 static void test_gemv(void **state)
 {
     (void)state;
-    hafm_rng r;
-    hafm_rng_seed(&r, 6);
+    hafm_rand r;
+    hafm_rand_seed(&r, 6);
     for (int IN = 36; IN <= 37; IN++)   /* even and odd rows (d_ff 1365 is odd) */
         for (int M = 1; M <= 3; M++) {
             int OUT = 29;
@@ -461,8 +461,8 @@ static void test_sampling(void **state)
     enum { V = 40 };
     float c[V], u[V], out[V], tmp[V];
     int work[V];
-    hafm_rng r;
-    hafm_rng_seed(&r, 4);
+    hafm_rand r;
+    hafm_rand_seed(&r, 4);
     fill(c, V, 2.0f, &r);
     fill(u, V, 2.0f, &r);
     hafm_cfg_combine(out, c, u, 1.0f, V);
@@ -487,9 +487,9 @@ static void test_sampling(void **state)
     for (int i = 0; i < V; i++)
         for (int j = i + 1; j < V; j++)
             if (c[order[j]] > c[order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
-    hafm_rng r1, r2;
-    hafm_rng_seed(&r1, 77);
-    hafm_rng_seed(&r2, 77);
+    hafm_rand r1, r2;
+    hafm_rand_seed(&r1, 77);
+    hafm_rand_seed(&r2, 77);
     int seen[V] = { 0 };
     for (int it = 0; it < 500; it++) {
         memcpy(tmp, c, sizeof c);
