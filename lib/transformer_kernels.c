@@ -256,6 +256,8 @@ int hafm_rel_bucket(int n, int buckets, int max_distance)
 
 /* Rows at or above this many queries go through sgemm; single decode steps use direct loops. */
 #define ATT_GEMM_MIN_T 8
+/* Query rows per block of the sgemm path. */
+#define ATT_BLOCK 64
 
 void hafm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                             int ld_k, int ld_v, int64_t k_bstride, int64_t v_bstride,
@@ -298,30 +300,34 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
         free(scr);
         return;
     }
-    float *S = hafm_aligned_alloc((size_t)T * Lk * sizeof(float));
+    /* Query rows in blocks, each against only the keys it can see: causal attention costs about
+     * half of the full square. */
+    float *S = hafm_aligned_alloc((size_t)ATT_BLOCK * Lk * sizeof(float));
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *qb = q + (size_t)b * T * d + h * hd;
-            const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
-            hafm_sgemm(0, 1, T, Lk, hd, scale, qb, d, kb, ld_k, 0.0f, S, Lk);
+        for (int h = 0; h < H; h++)
+            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
+                int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = pos0 + t0 + M;
+                const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
+                const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
+                hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, S, N);
 #pragma omp parallel for schedule(static)
-            for (int t = 0; t < T; t++) {
-                float *s = S + (size_t)t * Lk;
-                int pi = pos0 + t;
-                float mx = -INFINITY;
-                for (int j = 0; j <= pi; j++) {
-                    s[j] += rel_bias[buckets[pi - j] * H + h];
-                    if (s[j] > mx) mx = s[j];
+                for (int t = 0; t < M; t++) {
+                    float *s = S + (size_t)t * N;
+                    int pi = pos0 + t0 + t;
+                    float mx = -INFINITY;
+                    for (int j = 0; j <= pi; j++) {
+                        s[j] += rel_bias[buckets[pi - j] * H + h];
+                        if (s[j] > mx) mx = s[j];
+                    }
+                    float sum = 0.0f;
+                    for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j <= pi; j++) s[j] *= inv;
+                    for (int j = pi + 1; j < N; j++) s[j] = 0.0f;
+                    if (lse) lse[((size_t)b * H + h) * T + t0 + t] = mx + logf(sum);
                 }
-                float sum = 0.0f;
-                for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= pi; j++) s[j] *= inv;
-                for (int j = pi + 1; j < Lk; j++) s[j] = 0.0f;
-                if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+                hafm_sgemm(0, 0, M, hd, N, 1.0f, S, N, vb, ld_v, 0.0f, out + ((size_t)b * T + t0) * d + h * hd, d);
             }
-            hafm_sgemm(0, 0, T, hd, Lk, 1.0f, S, Lk, vb, ld_v, 0.0f, out + (size_t)b * T * d + h * hd, d);
-        }
     free(S);
 }
 
@@ -334,42 +340,49 @@ void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, 
     float scale = 1.0f / sqrtf((float)hd);
     for (int n = 0; n < T; n++)
         if (buckets[n] + 1 > nb) nb = buckets[n] + 1;
-    float *P = hafm_aligned_alloc((size_t)T * T * sizeof(float));
-    float *dS = hafm_aligned_alloc((size_t)T * T * sizeof(float));
+    float *P = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
+    float *dS = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
     int nthr = omp_get_max_threads();
     float *part = hafm_aligned_alloc((size_t)nthr * nb * sizeof(float));
+    memset(dk, 0, (size_t)B * T * d * sizeof(float));
+    memset(dv, 0, (size_t)B * T * d * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const float *qb = q + (size_t)b * T * d + h * hd;
             const float *kb = k + (size_t)b * T * ld_k + h * hd, *vb = v + (size_t)b * T * ld_v + h * hd;
-            const float *dob = dout + (size_t)b * T * d + h * hd, *ob = out + (size_t)b * T * d + h * hd;
             const float *lb = lse + ((size_t)b * H + h) * T;
-            /* The probabilities are recomputed from the saved log-sum-exp rather than stored:
-             * [T,T] per head and layer would not fit for 10 s windows of stage 3. */
-            hafm_sgemm(0, 1, T, T, hd, scale, qb, d, kb, ld_k, 0.0f, P, T);
-            hafm_sgemm(0, 1, T, T, hd, 1.0f, dob, d, vb, ld_v, 0.0f, dS, T);
+            float *dkb = dk + (size_t)b * T * d + h * hd, *dvb = dv + (size_t)b * T * d + h * hd;
             memset(part, 0, (size_t)nthr * nb * sizeof(float));
+            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
+                int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = t0 + M;
+                const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
+                const float *dob = dout + ((size_t)b * T + t0) * d + h * hd, *ob = out + ((size_t)b * T + t0) * d + h * hd;
+                /* The probabilities are recomputed from the saved log-sum-exp rather than stored:
+                 * [T,T] per head and layer would not fit for 10 s windows of stage 3. */
+                hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, P, N);
+                hafm_sgemm(0, 1, M, N, hd, 1.0f, dob, d, vb, ld_v, 0.0f, dS, N);
 #pragma omp parallel
-            {
-                float *acc = part + (size_t)omp_get_thread_num() * nb;
+                {
+                    float *acc = part + (size_t)omp_get_thread_num() * nb;
 #pragma omp for schedule(static)
-                for (int t = 0; t < T; t++) {
-                    float Dt = 0.0f;
-                    for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
-                    float *p = P + (size_t)t * T, *ds = dS + (size_t)t * T;
-                    for (int j = 0; j <= t; j++) {
-                        p[j] = expf(p[j] + rel_bias[buckets[t - j] * H + h] - lb[t]);
-                        ds[j] = p[j] * (ds[j] - Dt);
-                        acc[buckets[t - j]] += ds[j];
+                    for (int t = 0; t < M; t++) {
+                        int pi = t0 + t;
+                        float Dt = 0.0f;
+                        for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
+                        float *p = P + (size_t)t * N, *ds = dS + (size_t)t * N;
+                        for (int j = 0; j <= pi; j++) {
+                            p[j] = expf(p[j] + rel_bias[buckets[pi - j] * H + h] - lb[pi]);
+                            ds[j] = p[j] * (ds[j] - Dt);
+                            acc[buckets[pi - j]] += ds[j];
+                        }
+                        for (int j = pi + 1; j < N; j++) p[j] = ds[j] = 0.0f;
                     }
-                    for (int j = t + 1; j < T; j++) p[j] = ds[j] = 0.0f;
                 }
+                hafm_sgemm(0, 0, M, hd, N, scale, dS, N, kb, ld_k, 0.0f, dq + ((size_t)b * T + t0) * d + h * hd, d);
+                hafm_sgemm(1, 0, N, hd, M, scale, dS, N, qb, d, 1.0f, dkb, d);
+                hafm_sgemm(1, 0, N, hd, M, 1.0f, P, N, dob, d, 1.0f, dvb, d);
             }
             for (int th = 0; th < nthr; th++)
                 for (int i = 0; i < nb; i++) drel_bias[i * H + h] += part[(size_t)th * nb + i];
-            hafm_sgemm(0, 0, T, hd, T, scale, dS, T, kb, ld_k, 0.0f, dq + (size_t)b * T * d + h * hd, d);
-            hafm_sgemm(1, 0, T, hd, T, scale, dS, T, qb, d, 0.0f, dk + (size_t)b * T * d + h * hd, d);
-            hafm_sgemm(1, 0, T, hd, T, 1.0f, P, T, dob, d, 0.0f, dv + (size_t)b * T * d + h * hd, d);
         }
     free(P);
     free(dS);
