@@ -50,7 +50,7 @@ static int decode_bench(int stage, int context, int steps)
     float *lf = malloc((size_t)B * V * sizeof(float)), *lb = malloc((size_t)B * V * sizeof(float));
     double err = 0.0, lmax = 0.0, rate[2];
     for (int bf = 1; bf >= 0; bf--) {
-        hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L);
+        hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L, bf);
         int32_t *pre = calloc((size_t)B * context, sizeof *pre);
         hafm_tf_decode(m, k, pre, lay.table, lay.seg, context, 0, bf ? lb : lf, bf);
         double t0 = hafm_now();

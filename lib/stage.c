@@ -284,7 +284,7 @@ int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *it, hafm_rand *
         if (hafm_tf_layout_init(&lay, c, (int)(e - s)) < 0) goto fail;
         if (!g->cache || g->cache_len < lay.L) {
             hafm_tf_cache_free(g->cache);
-            g->cache = hafm_tf_cache_new(m, B, lay.L);
+            g->cache = hafm_tf_cache_new(m, B, lay.L, g->o.use_bf16);
             g->cache_len = lay.L;
         }
         hafm_tf_cache_reset(g->cache);

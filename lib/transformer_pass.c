@@ -274,20 +274,29 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
 
 struct hafm_tf_cache {
     int B, max_len, len;
-    float *K, *V;              /* [n_layer, B, max_len, d] */
+    float *K, *V;              /* [n_layer, B, max_len, d], or NULL with kv_bf16 */
+    uint16_t *Kh, *Vh;         /* the same in bf16 */
+    float *kn;                 /* [B * chunk, d] normalised keys of a chunk before conversion */
     int *buckets;              /* [max_len] */
     float *x, *ln, *qkv, *qn, *atty, *tmp, *ff1, *ffg, *y;
 };
 
-hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len)
+hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len, int kv_bf16)
 {
     const hafm_tf_config *c = &m->cfg;
     hafm_tf_cache *k = hafm_xcalloc(1, sizeof *k);
     size_t d = (size_t)c->d_model, R = (size_t)B * DECODE_CHUNK;
     k->B = B;
     k->max_len = max_len;
-    k->K = falloc((size_t)c->n_layer * B * max_len * d);
-    k->V = falloc((size_t)c->n_layer * B * max_len * d);
+    size_t kv = (size_t)c->n_layer * B * max_len * d;
+    if (kv_bf16) {
+        k->Kh = hafm_aligned_alloc(kv * sizeof(uint16_t));
+        k->Vh = hafm_aligned_alloc(kv * sizeof(uint16_t));
+        k->kn = falloc(R * d);
+    } else {
+        k->K = falloc(kv);
+        k->V = falloc(kv);
+    }
     k->buckets = bucket_table(c, max_len);
     k->x = falloc(R * d);
     k->ln = falloc(R * d);
@@ -304,7 +313,9 @@ hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len)
 void hafm_tf_cache_free(hafm_tf_cache *k)
 {
     if (!k) return;
-    float *bufs[] = { k->K, k->V, k->x, k->ln, k->qkv, k->qn, k->atty, k->tmp, k->ff1, k->ffg, k->y };
+    free(k->Kh);
+    free(k->Vh);
+    float *bufs[] = { k->kn, k->K, k->V, k->x, k->ln, k->qkv, k->qn, k->atty, k->tmp, k->ff1, k->ffg, k->y };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(k->buckets);
     free(k);
@@ -341,18 +352,34 @@ int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *toke
                 return -1;
         for (int l = 0; l < c->n_layer; l++) {
             const hafm_tf_layer *w = &m->w.layers[l];
-            float *Kl = k->K + (size_t)l * B * k->max_len * d, *Vl = k->V + (size_t)l * B * k->max_len * d;
+            size_t lo = (size_t)l * B * k->max_len * d;
             hafm_rmsnorm_forward(k->ln, NULL, k->x, w->attn_norm, R, d, c->norm_eps);
             linear_any(m, use_bf16, k->qkv, k->ln, w->qkv_w, w->qkv_b, R, d, 3 * d);
             hafm_qknorm_forward(k->qn, NULL, k->qkv, 3 * d, w->q_norm, R, d, H, c->norm_eps);
-            for (int b = 0; b < B; b++) {
-                float *kd = Kl + ((size_t)b * k->max_len + pos0) * d, *vd = Vl + ((size_t)b * k->max_len + pos0) * d;
-                const float *src = k->qkv + (size_t)b * nc * 3 * d;
-                hafm_qknorm_forward(kd, NULL, src + d, 3 * d, w->k_norm, nc, d, H, c->norm_eps);
-                for (int i = 0; i < nc; i++) memcpy(vd + (size_t)i * d, src + (size_t)i * 3 * d + 2 * d, (size_t)d * sizeof(float));
+            if (k->Kh) {
+                hafm_qknorm_forward(k->kn, NULL, k->qkv + d, 3 * d, w->k_norm, R, d, H, c->norm_eps);
+                for (int b = 0; b < B; b++)
+                    for (int i = 0; i < nc; i++) {
+                        size_t row = lo + ((size_t)b * k->max_len + pos0 + i) * d;
+                        const float *kr = k->kn + ((size_t)b * nc + i) * d, *vr = k->qkv + ((size_t)b * nc + i) * 3 * d + 2 * d;
+                        for (int j = 0; j < d; j++) {
+                            k->Kh[row + j] = hafm_f32_to_bf16(kr[j]);
+                            k->Vh[row + j] = hafm_f32_to_bf16(vr[j]);
+                        }
+                    }
+                hafm_attention_forward_bf16kv(k->atty, k->qn, k->Kh + lo, k->Vh + lo, k->max_len, m->w.rel_bias, k->buckets,
+                                              B, nc, pos0, d, H);
+            } else {
+                float *Kl = k->K + lo, *Vl = k->V + lo;
+                for (int b = 0; b < B; b++) {
+                    float *kd = Kl + ((size_t)b * k->max_len + pos0) * d, *vd = Vl + ((size_t)b * k->max_len + pos0) * d;
+                    const float *src = k->qkv + (size_t)b * nc * 3 * d;
+                    hafm_qknorm_forward(kd, NULL, src + d, 3 * d, w->k_norm, nc, d, H, c->norm_eps);
+                    for (int i = 0; i < nc; i++) memcpy(vd + (size_t)i * d, src + (size_t)i * 3 * d + 2 * d, (size_t)d * sizeof(float));
+                }
+                hafm_attention_forward(k->atty, NULL, k->qn, Kl, Vl, d, d, (int64_t)k->max_len * d, (int64_t)k->max_len * d,
+                                       m->w.rel_bias, k->buckets, B, nc, pos0, d, H);
             }
-            hafm_attention_forward(k->atty, NULL, k->qn, Kl, Vl, d, d, (int64_t)k->max_len * d, (int64_t)k->max_len * d,
-                                   m->w.rel_bias, k->buckets, B, nc, pos0, d, H);
             linear_any(m, use_bf16, k->tmp, k->atty, w->out_w, w->out_b, R, d, d);
             for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
             hafm_rmsnorm_forward(k->ln, NULL, k->x, w->ffn_norm, R, d, c->norm_eps);

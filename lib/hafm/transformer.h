@@ -124,8 +124,9 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
 
 /* ---- incremental decoding with a KV cache --------------------------------------------------- */
 typedef struct hafm_tf_cache hafm_tf_cache;
-/* A cache for B sequences of at most max_len positions. */
-hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len);
+/* A cache for B sequences of at most max_len positions. kv_bf16 stores keys and values as
+ * bfloat16: decoding at long contexts is bound by reading them, so this halves its cost. */
+hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len, int kv_bf16);
 void hafm_tf_cache_free(hafm_tf_cache *c);
 void hafm_tf_cache_reset(hafm_tf_cache *c);
 int  hafm_tf_cache_len(const hafm_tf_cache *c);
@@ -164,6 +165,10 @@ void hafm_qknorm_forward(float *out, float *rstd, const float *inp, int ld_in, c
                          int N, int d, int H, float eps);
 void hafm_qknorm_backward(float *dinp, int ld_in, float *dweight, const float *dout, const float *inp,
                           const float *weight, const float *rstd, int N, int d, int H);
+/* hafm_attention_forward with keys and values stored as bf16 (rows of d, sequences of
+ * max_len rows), for decoding from a bf16 KV cache. */
+void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
+                                   const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H);
 /* y[M, OUT] = x[M, IN] W^T + b with W stored as bf16, reading W once for all M rows. */
 void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT);
 void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT);

@@ -392,7 +392,7 @@ static void check_cache(int stage)
     random_tokens(m, &lay, B, tok, &r);
     hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, B);
     const float *full = hafm_tf_forward(m, a, tok);
-    hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L);
+    hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L, 0);
     float logits[2 * 64], lbf[2 * 64];
     int32_t step[2];
     /* prefill everything up to SEP in one call, then one position at a time */
@@ -408,8 +408,9 @@ static void check_cache(int stage)
         for (int b = 0; b < B; b++) step[b] = tok[b * lay.L + ts + i];
         assert_int_equal(hafm_tf_decode(m, k, step, lay.table + ts + i, lay.seg + ts + i, 1, (i + 1) % Q, logits, 0), 0);
     }
-    /* bf16 weights on the same prefix: the logit error bf16 storage costs */
-    hafm_tf_cache_reset(k);
+    /* bf16 weights and bf16 keys/values on the same prefix: the logit error bf16 storage costs */
+    hafm_tf_cache_free(k);
+    k = hafm_tf_cache_new(m, B, lay.L, 1);
     for (int b = 0; b < B; b++) memcpy(pre + b * (P - 1), tok + b * lay.L, (P - 1) * sizeof *pre);
     assert_int_equal(hafm_tf_decode(m, k, pre, lay.table, lay.seg, P - 1, -1, NULL, 1), 0);
     int32_t sep[2] = { 0, 0 };
