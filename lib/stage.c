@@ -158,6 +158,12 @@ int hafm_stage_collector_finish(hafm_stage_collector *k, hafm_stage_item *it, in
         const hafm_tf_stream *s = &c->cond[i];
         int64_t want = units * hafm_tf_frames_per_unit(c, s), have = k->slots[i].frames;
         it->cond[i] = hafm_xmalloc((size_t)(want > 0 ? want : 1) * s->codebooks * sizeof(int32_t));
+        if (have == 0 && want > 0) {
+            hafm_error("track '%s' is empty but the other conditioning tracks are not", k->slots[i].name);
+            for (int j = 0; j < i; j++) free(it->cond[j]);
+            free(it->cond[i]);
+            return -1;
+        }
         int64_t ncopy = have < want ? have : want;
         memcpy(it->cond[i], k->slots[i].data, (size_t)ncopy * s->codebooks * sizeof(int32_t));
         for (int64_t f = ncopy; f < want; f++)   /* pad to a whole unit by repeating the last frame */

@@ -50,6 +50,13 @@ teardown() { rm -rf "$T"; }
     run "$HAFM_BIN/hafm-stage2" -m "$M" "$T/x.hafm"
     [ "$status" -eq 1 ]
     [[ "$output" == *"differ in length"* ]]
+    random_stream "$T/x.hafm" vocal.semantic:1:50:13:1 accomp.semantic:1:50:11:0
+    run "$HAFM_BIN/hafm-stage2" -m "$M" "$T/x.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"'accomp.semantic' is empty"* ]]
+    random_stream "$T/x.hafm" vocal.semantic:1:50:13:0 accomp.semantic:1:50:11:0
+    "$HAFM_BIN/hafm-stage2" -m "$M" "$T/x.hafm" > "$T/e.hafm"
+    tracks "$T/e.hafm" | grep -q 'accomp.coarse \[4\] 75 17 0'
     run "$HAFM_BIN/hafm-stage2" -m "$MODELS/ref_stage1.safetensors" "$T/in.hafm"
     [ "$status" -eq 1 ]
     run "$HAFM_BIN/hafm-stage2" -m "$M" < /dev/null

@@ -120,7 +120,8 @@ def item(key, tracks):
     """tracks: list of (name, tokens [frames, Q] int array, rate, vocab, attrs dict)."""
     out = [pack({"type": "item", "key": key})]
     for tid, (name, tok, rate, vocab, attrs) in enumerate(tracks):
-        tok = np.asarray(tok, dtype=np.int16).reshape(len(tok), -1)
+        tok = np.asarray(tok, dtype=np.int16)
+        tok = tok.reshape(len(tok), -1) if tok.ndim != 2 else tok
         decl = {"type": "track", "id": tid, "name": name, "kind": "tokens", "dtype": "i16",
                 "shape": [tok.shape[1]], "rate": rate, "vocab": vocab}
         if attrs:
