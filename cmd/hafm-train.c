@@ -214,6 +214,7 @@ int main(int argc, char **argv)
         default: hafm_usage_error("unknown option");
         }
     }
+    if (plot && !log_path) hafm_usage_error("--plot draws the curves of --log FILE: give both");
     if (plot_only) {
         if (!plot || !log_path) hafm_usage_error("--plot-only needs --plot PNG and --log FILE");
         if (rank == 0 && hafm_train_plot(log_path, plot) < 0) die_all();
