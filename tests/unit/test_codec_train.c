@@ -11,6 +11,7 @@
 #include <string.h>
 #include "hafm.h"
 #include "hafm/codec_train.h"
+#include "hafm/codec_losses.h"
 
 static float frand(unsigned *s)
 {
@@ -238,6 +239,248 @@ static void test_lstm_grad(void **state)
     free(dx); free(dwih); free(dwhh); free(dbih); free(dbhh); free(dg); free(dh);
 }
 
+/* ---- the whole generator ------------------------------------------------------------------- */
+
+static void tiny_config(ct_config *c)
+{
+    ct_config_default(c);
+    c->sample_rate = 8000;
+    c->n_filters = 2;
+    c->dimension = 4;
+    c->n_ratios = 2;
+    c->ratios[0] = 3;
+    c->ratios[1] = 2;
+    c->bins = 8;
+    c->n_q = 2;
+    c->n_bw = 1;
+    c->target_bandwidths[0] = 4.0;
+}
+
+typedef struct { ct_model *m; ct_tape *t; int B, L, n_q; float *x, *y, *r; } model_ctx;
+static double model_loss(void *p)
+{
+    model_ctx *c = p;
+    ct_rvq_params rp;
+    ct_rvq_params_default(&rp);
+    ct_model_train_forward(c->m, c->t, c->y, c->x, c->B, c->L, c->n_q, &rp, NULL, 0);
+    double acc = 0.0;
+    for (int i = 0; i < c->B * c->L; i++) acc += (double)c->y[i] * c->r[i];
+    return acc;
+}
+
+static void test_model_grad(void **state)
+{
+    (void)state;
+    ct_config cfg;
+    tiny_config(&cfg);
+    ct_model *m = ct_model_new(&cfg);
+    assert_non_null(m);
+    ct_model_init_random(m, 3);
+    unsigned seed = 77;
+    model_ctx c = {m, ct_tape_new(), 2, 31, 0, NULL, NULL, NULL};   /* 31: not a multiple of the hop 6 */
+    c.x = rand_vec((size_t)c.B * c.L, &seed, 0.5f);
+    c.y = malloc(sizeof(float) * c.B * c.L);
+    c.r = rand_vec((size_t)c.B * c.L, &seed, 1.0f);
+    model_loss(&c);
+    memset(ct_model_grads(m), 0, sizeof(float) * ct_model_nparams(m));
+    ct_model_train_backward(m, c.t, c.r, 0.0f);
+    double worst = 0.0;
+    for (int i = 0; i < ct_model_ntensors(m); i++) {
+        const ct_tensor *t = ct_model_tensor(m, i);
+        double e = gradcheck(model_loss, &c, ct_model_params(m) + t->offset, ct_model_grads(m) + t->offset,
+                             t->numel, 8, 1e-2f, t->name);
+        if (e > worst) worst = e;
+    }
+    printf("# whole generator (continuous latent): max_err=%.2e\n", worst);
+    assert_true(worst < GRAD_TOL);
+    free(c.x); free(c.y); free(c.r);
+    ct_tape_free(c.t);
+    ct_model_free(m);
+}
+
+/* ---- RVQ ----------------------------------------------------------------------------------- */
+
+static void test_codebook_search_ties(void **state)
+{
+    (void)state;
+    float embed[3 * 2] = {1, 0, 0, 1, 1, 0};   /* codes 0 and 2 are equal: the lower index wins */
+    float x[2 * 2] = {0.9f, 0.1f, 0.1f, 2.0f};
+    int32_t codes[2];
+    ct_codebook_search(codes, x, embed, 2, 2, 3);
+    assert_int_equal(codes[0], 0);
+    assert_int_equal(codes[1], 1);
+}
+
+static void test_codebook_ema(void **state)
+{
+    (void)state;
+    /* 2 codes in 1-D; 3 vectors go to code 0, none to code 1 */
+    float embed[2] = {0.0f, 10.0f}, avg[2] = {0.0f, 10.0f}, cs[2] = {1.0f, 1.0f};
+    float x[3] = {1.0f, 2.0f, 3.0f};
+    int32_t codes[3] = {0, 0, 0};
+    ct_codebook_ema_update(embed, avg, cs, x, codes, 3, 1, 2, 0.99f, 1e-5f);
+    /* cluster_size = 0.99*1 + 0.01*count; embed_avg = 0.99*avg + 0.01*sum */
+    assert_float_equal(cs[0], 0.99f + 0.03f, 1e-6);
+    assert_float_equal(cs[1], 0.99f, 1e-6);
+    assert_float_equal(avg[0], 0.06f, 1e-6);
+    assert_float_equal(avg[1], 9.9f, 1e-5);
+    double n = 0.99 + 0.03 + 0.99;
+    double s0 = (1.02 + 1e-5) / (n + 2e-5) * n, s1 = (0.99 + 1e-5) / (n + 2e-5) * n;
+    assert_float_equal(embed[0], 0.06 / s0, 1e-6);
+    assert_float_equal(embed[1], 9.9 / s1, 1e-5);
+}
+
+static void test_codebook_dead_codes(void **state)
+{
+    (void)state;
+    ct_rng rng;
+    ct_rng_seed(&rng, 1);
+    float embed[4 * 2] = {0, 0, 1, 1, 2, 2, 3, 3};
+    float cs[4] = {5.0f, 1.5f, 2.0f, 0.0f};   /* threshold 2: codes 1 and 3 are dead */
+    float x[5 * 2] = {10, 11, 20, 21, 30, 31, 40, 41, 50, 51};
+    int n = ct_codebook_expire(embed, cs, x, 5, 2, 4, 2.0f, &rng);
+    assert_int_equal(n, 2);
+    assert_float_equal(embed[0], 0.0f, 0);         /* live codes untouched */
+    assert_float_equal(embed[4], 2.0f, 0);
+    for (int c = 1; c < 4; c += 2) {               /* dead codes now hold data rows */
+        float v = embed[c * 2];
+        assert_true(v == 10 || v == 20 || v == 30 || v == 40 || v == 50);
+        assert_float_equal(embed[c * 2 + 1], v + 1.0f, 0);
+    }
+    float cs_ok[4] = {2.0f, 3.0f, 4.0f, 5.0f};
+    assert_int_equal(ct_codebook_expire(embed, cs_ok, x, 5, 2, 4, 2.0f, &rng), 0);
+}
+
+static void test_kmeans(void **state)
+{
+    (void)state;
+    ct_rng rng;
+    ct_rng_seed(&rng, 5);
+    /* three well separated blobs in 2-D */
+    float x[90 * 2];
+    unsigned seed = 4;
+    float centre[3][2] = {{-5, 0}, {5, 5}, {0, 9}};
+    for (int i = 0; i < 90; i++) {
+        x[2 * i] = centre[i % 3][0] + 0.1f * frand(&seed);
+        x[2 * i + 1] = centre[i % 3][1] + 0.1f * frand(&seed);
+    }
+    float means[3 * 2], counts[3];
+    ct_kmeans(means, counts, x, 90, 2, 3, 20, &rng);
+    for (int k = 0; k < 3; k++) {
+        int found = 0;
+        for (int c = 0; c < 3; c++)
+            if (fabsf(means[2 * c] - centre[k][0]) < 0.1f && fabsf(means[2 * c + 1] - centre[k][1]) < 0.1f) {
+                found = 1;
+                assert_float_equal(counts[c], 30.0f, 0);
+            }
+        assert_true(found);
+    }
+}
+
+typedef struct { ct_model *m; int B, T, n_q; float *z, *q, *r; int32_t *codes; } rvq_ctx;
+static double rvq_loss(void *p)
+{
+    rvq_ctx *c = p;
+    ct_rvq_params rp;
+    ct_rvq_params_default(&rp);
+    double commit = ct_rvq_train_forward(c->m, c->q, c->codes, c->z, c->B, c->T, c->n_q, &rp, NULL, 0);
+    return commit;
+}
+
+static void test_rvq_train(void **state)
+{
+    (void)state;
+    ct_config cfg;
+    tiny_config(&cfg);
+    ct_model *m = ct_model_new(&cfg);
+    ct_model_init_random(m, 1);
+    const int D = cfg.dimension, B = 2, T = 40, N = B * T;
+    unsigned seed = 8;
+    rvq_ctx c = {m, B, T, 2, rand_vec((size_t)D * N, &seed, 1.0f), malloc(sizeof(float) * D * N), NULL,
+                 malloc(sizeof(int32_t) * 2 * N)};
+    ct_rng rng;
+    ct_rng_seed(&rng, 2);
+    ct_rvq_params rp;
+    ct_rvq_params_default(&rp);
+    /* first training call: k-means init, after which stage 0 has 8 distinct live codes */
+    float commit0 = ct_rvq_train_forward(m, c.q, c.codes, c.z, B, T, 2, &rp, &rng, 1);
+    assert_true(*ct_model_inited(m, 0) && *ct_model_inited(m, 1));
+    float commit1 = ct_rvq_train_forward(m, c.q, c.codes, c.z, B, T, 2, &rp, &rng, 0);
+    /* the first call quantises with the k-means means; the EMA step after it shrinks the codebook
+     * (EnCodec seeds embed_avg with the means, not the sums), so the second call is worse */
+    printf("# rvq commitment with the k-means codebook %.4f, after one EMA step %.4f\n", commit0, commit1);
+    assert_true(commit0 < 0.15f);
+    assert_true(commit1 > commit0);
+    /* the straight-through gradient plus the commitment term (stage 0 only) */
+    float *dq = calloc((size_t)D * N, sizeof(float)), *dz = calloc((size_t)D * N, sizeof(float));
+    float *q0 = malloc(sizeof(float) * D * N);
+    for (int d = 0; d < D; d++)
+        for (int i = 0; i < N; i++) q0[(size_t)d * N + i] = ct_model_embed(m, 0)[(size_t)c.codes[i] * D + d];
+    ct_rvq_backward(dz, dq, c.z, q0, D, N, 2, 1.0f);
+    /* finite differences of the stage-0 commitment alone: with 1 stage the mean is that term */
+    c.n_q = 1;
+    float *dz1 = calloc((size_t)D * N, sizeof(float));
+    ct_rvq_backward(dz1, dq, c.z, q0, D, N, 1, 1.0f);
+    assert_true(gradcheck(rvq_loss, &c, c.z, dz1, (size_t)D * N, 40, 1e-3f, "rvq commitment") < GRAD_TOL);
+    for (size_t i = 0; i < (size_t)D * N; i++) assert_float_equal(dz[i], 0.5f * dz1[i], 1e-7);
+    free(dq); free(dz); free(dz1); free(q0); free(c.z); free(c.q); free(c.codes);
+    ct_model_free(m);
+}
+
+/* ---- losses -------------------------------------------------------------------------------- */
+
+typedef struct { ct_mel_loss *ml; int B, L; float *y, *x; } mel_ctx;
+static double mel_loss(void *p)
+{
+    mel_ctx *c = p;
+    return ct_mel_loss_compute(c->ml, NULL, 1.0f, c->y, c->x, c->B, c->L);
+}
+
+static void test_mel_loss_grad(void **state)
+{
+    (void)state;
+    unsigned seed = 31;
+    mel_ctx c = {ct_mel_loss_new(8000, 16, 5, 7), 2, 200, NULL, NULL};
+    c.y = rand_vec(400, &seed, 0.5f);
+    c.x = rand_vec(400, &seed, 0.5f);
+    float *dy = calloc(400, sizeof(float));
+    double l = ct_mel_loss_compute(c.ml, dy, 1.0f, c.y, c.x, 2, 200);
+    assert_true(l > 0.0);
+    assert_true(gradcheck(mel_loss, &c, c.y, dy, 400, 80, 1e-3f, "mel y") < GRAD_TOL);
+    assert_float_equal(ct_mel_loss_compute(c.ml, NULL, 1.0f, c.x, c.x, 2, 200), 0.0, 0);
+    free(dy); free(c.y); free(c.x);
+    ct_mel_loss_free(c.ml);
+}
+
+static void test_l1_loss_grad(void **state)
+{
+    (void)state;
+    float y[4] = {1, -2, 3, 0.5f}, x[4] = {0, 0, 4, 0.5f}, dy[4] = {0};
+    assert_float_equal(ct_l1_loss(dy, 2.0f, y, x, 4), (1 + 2 + 1 + 0) / 4.0, 1e-7);
+    assert_float_equal(dy[0], 0.5f, 0);
+    assert_float_equal(dy[1], -0.5f, 0);
+    assert_float_equal(dy[2], -0.5f, 0);
+    assert_float_equal(dy[3], 0.0f, 0);
+}
+
+static void test_balancer(void **state)
+{
+    (void)state;
+    /* two gradients of very different sizes come out with norms in the ratio of the weights */
+    ct_balancer bal;
+    double w[2] = {1.0, 3.0};
+    ct_balancer_init(&bal, 2, w, 0.999);
+    float g0[2 * 3] = {100, 0, 0, 0, 100, 0}, g1[2 * 3] = {0, 0, 0.01f, 0.01f, 0, 0};
+    float *gs[2] = {g0, g1};
+    float out[6];
+    ct_balancer_combine(&bal, out, gs, 2, 3);
+    /* per-item norms: g0 -> 100, g1 -> 0.01; scales 0.25/100 and 0.75/0.01 */
+    assert_float_equal(out[0], 0.25f, 1e-6);
+    assert_float_equal(out[2], 0.75f, 1e-6);
+    assert_float_equal(out[3], 0.75f, 1e-6);
+    assert_float_equal(out[4], 0.25f, 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +490,15 @@ int main(void)
         cmocka_unit_test(test_elu_grad),
         cmocka_unit_test(test_weightnorm_grad),
         cmocka_unit_test(test_lstm_grad),
+        cmocka_unit_test(test_model_grad),
+        cmocka_unit_test(test_codebook_search_ties),
+        cmocka_unit_test(test_codebook_ema),
+        cmocka_unit_test(test_codebook_dead_codes),
+        cmocka_unit_test(test_kmeans),
+        cmocka_unit_test(test_rvq_train),
+        cmocka_unit_test(test_l1_loss_grad),
+        cmocka_unit_test(test_mel_loss_grad),
+        cmocka_unit_test(test_balancer),
     };
     return cmocka_run_group_tests_name("codec_train", tests, NULL, NULL);
 }
