@@ -15,10 +15,8 @@ static void codebook_name(char *buf, size_t n, int k, const char *what)
     snprintf(buf, n, "quantizer.vq.layers.%d._codebook.%s", k, what);
 }
 
-int ct_model_load(ct_model *m, const char *path)
+int ct_model_read_tensors(ct_model *m, const hafm_safetensors *st)
 {
-    hafm_safetensors *st = hafm_st_open(path);
-    if (!st) return -1;
     int rc = -1;
     for (int i = 0; i < ct_model_ntensors(m); i++) {
         const ct_tensor *t = ct_model_tensor(m, i);
@@ -41,6 +39,14 @@ int ct_model_load(ct_model *m, const char *path)
     }
     rc = 0;
 out:
+    return rc;
+}
+
+int ct_model_load(ct_model *m, const char *path)
+{
+    hafm_safetensors *st = hafm_st_open(path);
+    if (!st) return -1;
+    int rc = ct_model_read_tensors(m, st);
     hafm_st_close(st);
     return rc;
 }
@@ -79,29 +85,34 @@ static int save_params(hafm_st_writer *w, ct_model *m, const char *prefix)
     return 0;
 }
 
-int ct_model_save(const ct_model *cm, const char *path, const char *const *extra_meta)
+int ct_model_write_tensors(ct_model *m, hafm_st_writer *w)
 {
-    ct_model *m = (ct_model *)cm;   /* the accessors are not const; nothing is modified */
-    hafm_st_writer *w = hafm_st_writer_new();
-    int rc = -1;
-    char *cfg = ct_config_to_json(ct_model_config(m));
     /* state-dict order of EncodecModel: encoder, quantizer, decoder */
-    if (save_params(w, m, "encoder.")) goto out;
+    if (save_params(w, m, "encoder.")) return -1;
     const int D = ct_model_config(m)->dimension, bins = ct_model_config(m)->bins;
     for (int k = 0; k < ct_model_config(m)->n_q; k++) {
         char name[96];
         int64_t s1[1] = {1}, sb[1] = {bins}, se[2] = {bins, D};
         float inited = *ct_model_inited(m, k) ? 1.0f : 0.0f;
         codebook_name(name, sizeof name, k, "inited");
-        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 1, s1, &inited)) goto out;
+        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 1, s1, &inited)) return -1;
         codebook_name(name, sizeof name, k, "cluster_size");
-        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 1, sb, ct_model_cluster_size(m, k))) goto out;
+        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 1, sb, ct_model_cluster_size(m, k))) return -1;
         codebook_name(name, sizeof name, k, "embed");
-        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 2, se, ct_model_embed(m, k))) goto out;
+        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 2, se, ct_model_embed(m, k))) return -1;
         codebook_name(name, sizeof name, k, "embed_avg");
-        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 2, se, ct_model_embed_avg(m, k))) goto out;
+        if (hafm_st_writer_add_f32(w, name, HAFM_DT_F32, 2, se, ct_model_embed_avg(m, k))) return -1;
     }
-    if (save_params(w, m, "decoder.")) goto out;
+    return save_params(w, m, "decoder.");
+}
+
+int ct_model_save(const ct_model *cm, const char *path, const char *const *extra_meta)
+{
+    ct_model *m = (ct_model *)cm;   /* the accessors are not const; nothing is modified */
+    hafm_st_writer *w = hafm_st_writer_new();
+    int rc = -1;
+    char *cfg = ct_config_to_json(ct_model_config(m));
+    if (ct_model_write_tensors(m, w)) goto out;
     if (hafm_st_writer_meta(w, "format", "pt") || hafm_st_writer_meta(w, "naming", "original (facebookresearch/encodec state_dict)") ||
         hafm_st_writer_meta(w, "config", cfg))
         goto out;

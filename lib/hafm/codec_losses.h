@@ -23,6 +23,16 @@ ct_mel_loss *ct_mel_loss_new(int sample_rate, int n_mels, int min_log2, int max_
 void ct_mel_loss_free(ct_mel_loss *ml);
 double ct_mel_loss_compute(ct_mel_loss *ml, float *dy, float weight, const float *y, const float *x, int B, int L);
 
+/* 2D convolution with zero padding, stride and dilation over (H, W) = (time, freq):
+ * inp [Cin][B][H][W] -> out [Cout][B][Ho][Wo], w [Cout][Cin*kh*kw]. col: Cin*kh*kw*Ho*Wo floats.
+ * The backward skips the weight gradients when dw is NULL and the input's when dinp is NULL. */
+void ct_conv2d_forward(float *out, float *col, const float *inp, const float *w, const float *b, int B, int Cin,
+                       int H, int W, int Cout, int kh, int kw, int sh, int sw, int dh, int dw, int ph, int pw);
+void ct_conv2d_backward(float *dinp, float *dw, float *db, float *col, float *dcol, const float *dout,
+                        const float *inp, const float *w, int B, int Cin, int H, int W, int Cout, int kh, int kw,
+                        int sh, int sw, int dh, int dwl, int ph, int pw);
+int ct_conv2d_out_len(int n, int k, int stride, int dil, int pad);
+
 /* ---- multi-scale STFT discriminator (EnCodec's MultiScaleSTFTDiscriminator) ----------------
  * Per scale: normalised complex STFT (Hann, no centre padding) as 2 channels [2][frames][bins],
  * then weight-normed 2D convs over (time, freq): (3,9) stride 1, three (3,9) stride (1,2) with

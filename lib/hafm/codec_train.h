@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "adamw.h"
+#include "safetensors.h"
 
 /* ---- layer kernels ------------------------------------------------------------------------- */
 
@@ -120,6 +121,9 @@ int ct_model_load(ct_model *m, const char *path);           /* config must match
 ct_model *ct_model_open(const char *path);                  /* config from the file */
 /* extra_meta: NULL-terminated key, value, key, value ... list added to __metadata__. */
 int ct_model_save(const ct_model *m, const char *path, const char *const *extra_meta);
+/* The same tensors into / out of an open file (checkpoints add their own beside them). */
+int ct_model_write_tensors(ct_model *m, hafm_st_writer *w);
+int ct_model_read_tensors(ct_model *m, const hafm_safetensors *st);
 
 /* Inference-path forward (weight norm folded from g, v):
  *   encode: x [B][L] -> latent [D][B][T], T = ceil(L/hop)
@@ -177,5 +181,47 @@ void ct_tape_free(ct_tape *t);
 float ct_model_train_forward(ct_model *m, ct_tape *tape, float *y, const float *x, int B, int L, int n_q,
                              const ct_rvq_params *rp, ct_rng *rng, int update_codebooks);
 void ct_model_train_backward(ct_model *m, ct_tape *tape, const float *dy, float commit_weight);
+
+
+/* ---- the training loop -------------------------------------------------------------------- */
+
+typedef struct {
+    int batch;                 /* segments per step */
+    int segment;               /* samples per segment */
+    float lr, beta1, beta2, weight_decay;
+    float w_time, w_mel, w_commit, w_adv, w_feat;   /* EnCodec: 0.1, 1, 1, 3, 3 */
+    int adversarial;           /* MS-STFT discriminator + balancer */
+    int disc_filters;
+    int q_dropout;             /* a random target bandwidth per step (else always the largest) */
+    int n_mels, mel_min_log2, mel_max_log2;
+    uint64_t seed;
+} ct_train_opts;
+void ct_train_opts_default(ct_train_opts *o);
+/* The options as JSON (the weight file's training provenance). Caller frees. */
+char *ct_train_opts_to_json(const ct_train_opts *o);
+
+typedef struct {
+    int64_t step;
+    int n_q;
+    double loss, l1, mel, commit, adv, feat, disc;   /* adv/feat/disc 0 without the discriminator */
+    double seconds;
+} ct_step_stats;
+
+typedef struct ct_trainer ct_trainer;
+/* Takes ownership of m (random or loaded weights). */
+ct_trainer *ct_trainer_new(ct_model *m, const ct_train_opts *o);
+void ct_trainer_free(ct_trainer *t);
+ct_model *ct_trainer_model(ct_trainer *t);
+int64_t ct_trainer_step_count(const ct_trainer *t);
+/* Training audio at the model's rate, mono; copied. Clips shorter than a segment are refused. */
+int ct_trainer_add_clip(ct_trainer *t, const float *x, int64_t n, const char *name);
+int ct_trainer_nclips(const ct_trainer *t);
+int ct_trainer_step(ct_trainer *t, ct_step_stats *st);
+/* SI-SDR (dB) of the trainer's own reconstruction of the first `max_samples` of clip `clip` with
+ * n_q codebooks (codebooks are not updated). y (may be NULL) receives the reconstruction. */
+double ct_trainer_eval_sisdr(ct_trainer *t, int clip, int64_t max_samples, int n_q, float *y);
+/* Checkpoint: weights, codebooks, optimiser moments, discriminator, balancer EMA, RNG, step. */
+int ct_trainer_save_checkpoint(ct_trainer *t, const char *path);
+int ct_trainer_load_checkpoint(ct_trainer *t, const char *path);
 
 #endif

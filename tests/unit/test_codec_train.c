@@ -481,6 +481,105 @@ static void test_balancer(void **state)
     assert_float_equal(out[4], 0.25f, 1e-6);
 }
 
+/* ---- the discriminator --------------------------------------------------------------------- */
+
+typedef struct { int B, Cin, H, W, Cout, kh, kw, sh, sw, dh, dw, ph, pw; float *x, *w, *b, *r, *out, *col; } conv2d_ctx;
+static size_t conv2d_out_n(const conv2d_ctx *c)
+{
+    return (size_t)c->Cout * c->B * ct_conv2d_out_len(c->H, c->kh, c->sh, c->dh, c->ph) *
+           ct_conv2d_out_len(c->W, c->kw, c->sw, c->dw, c->pw);
+}
+static double conv2d_loss(void *p)
+{
+    conv2d_ctx *c = p;
+    ct_conv2d_forward(c->out, c->col, c->x, c->w, c->b, c->B, c->Cin, c->H, c->W, c->Cout, c->kh, c->kw, c->sh, c->sw,
+                      c->dh, c->dw, c->ph, c->pw);
+    double acc = 0.0;
+    for (size_t i = 0; i < conv2d_out_n(c); i++) acc += (double)c->out[i] * c->r[i];
+    return acc;
+}
+
+static void check_conv2d(int sh, int sw, int dh, int kh, int kw)
+{
+    unsigned seed = (unsigned)(sh * 3 + sw * 5 + dh * 7 + kh + kw);
+    conv2d_ctx c = {2, 3, 9, 11, 4, kh, kw, sh, sw, dh, 1, (kh - 1) * dh / 2, (kw - 1) / 2, 0, 0, 0, 0, 0, 0};
+    size_t nx = (size_t)c.B * c.Cin * c.H * c.W, nw = (size_t)c.Cout * c.Cin * kh * kw, no = conv2d_out_n(&c);
+    c.x = rand_vec(nx, &seed, 1.0f);
+    c.w = rand_vec(nw, &seed, 0.5f);
+    c.b = rand_vec((size_t)c.Cout, &seed, 0.5f);
+    c.r = rand_vec(no, &seed, 1.0f);
+    c.out = malloc(sizeof(float) * no);
+    size_t ncol = (size_t)c.Cin * kh * kw * c.H * c.W;
+    c.col = malloc(sizeof(float) * ncol);
+    float *dcol = malloc(sizeof(float) * ncol);
+    float *dx = calloc(nx, sizeof(float)), *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)c.Cout, sizeof(float));
+    conv2d_loss(&c);
+    ct_conv2d_backward(dx, dw, db, c.col, dcol, c.r, c.x, c.w, c.B, c.Cin, c.H, c.W, c.Cout, kh, kw, sh, sw, dh, 1,
+                       c.ph, c.pw);
+    char what[64];
+    snprintf(what, sizeof what, "conv2d s=(%d,%d) d=%d k=(%d,%d) x", sh, sw, dh, kh, kw);
+    assert_true(gradcheck(conv2d_loss, &c, c.x, dx, nx, 60, 1e-2f, what) < GRAD_TOL);
+    what[strlen(what) - 1] = 'w';
+    assert_true(gradcheck(conv2d_loss, &c, c.w, dw, nw, 60, 1e-2f, what) < GRAD_TOL);
+    what[strlen(what) - 1] = 'b';
+    assert_true(gradcheck(conv2d_loss, &c, c.b, db, (size_t)c.Cout, 4, 1e-2f, what) < GRAD_TOL);
+    free(c.x); free(c.w); free(c.b); free(c.r); free(c.out); free(c.col); free(dcol); free(dx); free(dw); free(db);
+}
+
+static void test_conv2d_grad(void **state)
+{
+    (void)state;
+    check_conv2d(1, 1, 1, 3, 9);
+    check_conv2d(1, 2, 2, 3, 9);
+    check_conv2d(1, 2, 4, 3, 9);
+    check_conv2d(1, 1, 1, 3, 3);
+}
+
+typedef struct { ct_msstftd *d; int B, L, which; float *y, *x; } disc_ctx;
+static double disc_gen_loss(void *p)
+{
+    disc_ctx *c = p;
+    double adv, feat;
+    ct_msstftd_gen_loss(c->d, &adv, &feat, NULL, 1.0f, NULL, 1.0f, c->y, c->x, c->B, c->L);
+    return c->which ? feat : adv;
+}
+static double disc_disc_loss(void *p)
+{
+    disc_ctx *c = p;
+    float *keep = malloc(sizeof(float) * ct_msstftd_nparams(c->d));
+    memcpy(keep, ct_msstftd_grads(c->d), sizeof(float) * ct_msstftd_nparams(c->d));
+    double l = ct_msstftd_disc_loss(c->d, 1.0f, c->y, c->x, c->B, c->L);
+    memcpy(ct_msstftd_grads(c->d), keep, sizeof(float) * ct_msstftd_nparams(c->d));
+    free(keep);
+    return l;
+}
+
+static void test_discriminator_grad(void **state)
+{
+    (void)state;
+    int n_fft[2] = {32, 64}, hop[2] = {8, 16};
+    ct_msstftd *d = ct_msstftd_new(3, 2, n_fft, hop);
+    ct_msstftd_init_random(d, 11);
+    unsigned seed = 12;
+    disc_ctx c = {d, 2, 160, 0, rand_vec(320, &seed, 0.5f), rand_vec(320, &seed, 0.5f)};
+    float *dadv = calloc(320, sizeof(float)), *dfeat = calloc(320, sizeof(float));
+    double adv, feat;
+    ct_msstftd_gen_loss(d, &adv, &feat, dadv, 1.0f, dfeat, 1.0f, c.y, c.x, 2, 160);
+    printf("# discriminator: adversarial %.4f, feature matching %.4f\n", adv, feat);
+    assert_true(adv > 0.0 && feat > 0.0);
+    assert_true(gradcheck(disc_gen_loss, &c, c.y, dadv, 320, 60, 1e-3f, "msstftd adversarial y") < GRAD_TOL);
+    c.which = 1;
+    assert_true(gradcheck(disc_gen_loss, &c, c.y, dfeat, 320, 60, 1e-3f, "msstftd feature y") < GRAD_TOL);
+    memset(ct_msstftd_grads(d), 0, sizeof(float) * ct_msstftd_nparams(d));
+    ct_msstftd_disc_loss(d, 1.0f, c.y, c.x, 2, 160);
+    float *grads = malloc(sizeof(float) * ct_msstftd_nparams(d));
+    memcpy(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
+    assert_true(gradcheck(disc_disc_loss, &c, ct_msstftd_params(d), grads, ct_msstftd_nparams(d), 150, 1e-3f,
+                          "msstftd hinge params") < GRAD_TOL);
+    free(grads); free(dadv); free(dfeat); free(c.y); free(c.x);
+    ct_msstftd_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +598,8 @@ int main(void)
         cmocka_unit_test(test_l1_loss_grad),
         cmocka_unit_test(test_mel_loss_grad),
         cmocka_unit_test(test_balancer),
+        cmocka_unit_test(test_conv2d_grad),
+        cmocka_unit_test(test_discriminator_grad),
     };
     return cmocka_run_group_tests_name("codec_train", tests, NULL, NULL);
 }
