@@ -1,0 +1,31 @@
+/* hafm/stream_tools.h - stream utilities behind hafm-dump, hafm-from-json, hafm-cmp and
+ * hafm-tracks. */
+#ifndef HAFM_STREAM_TOOLS_H
+#define HAFM_STREAM_TOOLS_H
+
+#include "stream.h"
+
+/* Passes a TRACK event through under a new name; every other key of the declaration is kept.
+ * Its data and end messages then pass through with hafm_write_passthrough as usual. */
+int hafm_write_passthrough_renamed(hafm_writer *w, const hafm_event *ev, const char *new_name);
+
+/* ---- JSON (hafm-dump, hafm-from-json) ----------------------------------------------------- */
+/* One message as a JSON object (malloc'd, no newline), keys in wire order. Data payloads are
+ * "<N bytes>" plus a "stats" object (min, max, mean, nonfinite) or, with full, an array of
+ * every value, frame-major. NaN and infinities are the strings "NaN", "Infinity", "-Infinity". */
+char *hafm_event_json(const hafm_event *ev, int full);
+/* Any MessagePack object (const msgpack_object *) as JSON; binaries as "<N bytes>", or with
+ * full as arrays of byte values. */
+char *hafm_msgpack_json(const void *msgpack_obj, int full);
+/* Element i of a little-endian payload of dtype t, as a double. */
+double hafm_payload_elem(const void *payload, hafm_dtype t, size_t i);
+
+/* JSON lines back to messages, written as they are (no validation, so that any stream, also
+ * a broken one, can be written from text). A data payload given as an array of values is
+ * packed in the dtype of the track of that id declared earlier in the item. */
+typedef struct hafm_json_packer hafm_json_packer;
+hafm_json_packer *hafm_json_packer_open(FILE *fp);
+int  hafm_json_packer_line(hafm_json_packer *p, const char *line, size_t len); /* -1 + error */
+void hafm_json_packer_free(hafm_json_packer *p);
+
+#endif
