@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "hafm.h"
 #include "hafm/codec_train.h"
 #include "hafm/codec_losses.h"
@@ -580,6 +581,133 @@ static void test_discriminator_grad(void **state)
     ct_msstftd_free(d);
 }
 
+/* ---- parity with the golden small EnCodec model -------------------------------------------- */
+
+static void *read_raw(const char *dir, const char *name, size_t *nbytes)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    void *buf = malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, fp) != (size_t)n) { free(buf); buf = NULL; }
+    fclose(fp);
+    *nbytes = (size_t)n;
+    return buf;
+}
+
+static double compare(const char *what, const float *got, const float *want, size_t n)
+{
+    double maxd = 0.0, maxg = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        maxd = fmax(maxd, fabs((double)got[i] - want[i]));
+        maxg = fmax(maxg, fabs((double)want[i]));
+    }
+    printf("# %s (%s) max_diff=%.2e (%.2e of max|golden|)\n", maxd <= 1e-4 * maxg ? "OK" : "FAIL", what, maxd, maxd / maxg);
+    return maxd / maxg;
+}
+
+static void golden_case(ct_model *m, const char *golden, const char *input)
+{
+    char dir[1024], name[256];
+    size_t nb;
+    snprintf(name, sizeof name, "inputs/%s.f32", input);
+    float *x = read_raw(golden, name, &nb);
+    assert_non_null(x);
+    const int L = (int)(nb / 4), hop = ct_config_hop(ct_model_config(m)), D = ct_model_config(m)->dimension;
+    const int T = ct_conv_out_len(L, hop);
+    snprintf(dir, sizeof dir, "%s/small/%s", golden, input);
+    printf("# input %s: L=%d T=%d\n", input, L, T);
+
+    float *latent = malloc(sizeof(float) * D * T);
+    assert_int_equal(ct_model_encode(m, latent, x, 1, L), 0);
+    float *g_latent = read_raw(dir, "latent.f32", &nb);
+    assert_int_equal(nb, sizeof(float) * D * T);
+    assert_true(compare("latent", latent, g_latent, (size_t)D * T) <= 1e-4);
+
+    float *y = malloc(sizeof(float) * T * hop);
+    float *g = read_raw(dir, "decoded_from_latent.f32", &nb);
+    assert_int_equal(ct_model_decode(m, y, g_latent, 1, T), 0);
+    assert_true(compare("decoded_from_latent", y, g, (size_t)T * hop) <= 1e-4);
+    free(g);
+
+    const char *bws[2] = {"bw6.0", "bw1.5"};
+    const int nqs[2] = {8, 2};
+    ct_tape *tape = ct_tape_new();
+    ct_rvq_params rp;
+    ct_rvq_params_default(&rp);
+    for (int k = 0; k < 2; k++) {
+        int n_q = nqs[k];
+        char f[64];
+        snprintf(f, sizeof f, "%s/codes.i32", bws[k]);
+        int32_t *g_codes = read_raw(dir, f, &nb);
+        snprintf(f, sizeof f, "%s/code_margin.f32", bws[k]);
+        float *margin = read_raw(dir, f, &nb);
+        snprintf(f, sizeof f, "%s/quantized.f32", bws[k]);
+        float *g_q = read_raw(dir, f, &nb);
+        snprintf(f, sizeof f, "%s/decoded.f32", bws[k]);
+        float *g_dec = read_raw(dir, f, &nb);
+        int32_t *codes = malloc(sizeof(int32_t) * n_q * T);
+        float *q = malloc(sizeof(float) * D * T);
+        ct_model_quantize(m, codes, q, latent, 1, T, n_q);
+        int mismatched = 0, checked = 0;
+        for (int i = 0; i < n_q * T; i++)
+            if (margin[i] >= 1e-4f) { checked++; mismatched += codes[i] != g_codes[i]; }
+        printf("# %s codes: %d of %d checked codes differ\n", bws[k], mismatched, checked);
+        assert_int_equal(mismatched, 0);
+        snprintf(f, sizeof f, "%s quantized", bws[k]);
+        assert_true(compare(f, q, g_q, (size_t)D * T) <= 1e-4);
+        assert_int_equal(ct_model_decode(m, y, g_q, 1, T), 0);
+        snprintf(f, sizeof f, "%s decoded", bws[k]);
+        assert_true(compare(f, y, g_dec, (size_t)T * hop) <= 1e-4);
+        /* the training forward (x -> y in one pass, codebooks frozen) is the same model */
+        ct_model_train_forward(m, tape, y, x, 1, L, n_q, &rp, NULL, 0);
+        snprintf(f, sizeof f, "%s training forward", bws[k]);
+        assert_true(compare(f, y, g_dec, (size_t)L) <= 1e-4);
+        free(g_codes); free(margin); free(g_q); free(g_dec); free(codes); free(q);
+    }
+    ct_tape_free(tape);
+    free(x); free(latent); free(g_latent); free(y);
+}
+
+static void test_golden_small(void **state)
+{
+    (void)state;
+    const char *shared = getenv("HAFM_SHARED");
+    char golden[1024], path[1100];
+    snprintf(golden, sizeof golden, "%s/golden/encodec", shared ? shared : "../shared");
+    snprintf(path, sizeof path, "%s/encodec_small_seed7.safetensors", golden);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        printf("# SKIP: %s is absent (set HAFM_SHARED)\n", path);
+        skip();
+    }
+    fclose(fp);
+    ct_model *m = ct_model_open(path);
+    if (!m) printf("# %s\n", hafm_last_error());
+    assert_non_null(m);
+    golden_case(m, golden, "synth_1s");
+    golden_case(m, golden, "synth_odd12345");
+    golden_case(m, golden, "synth_short1000");
+    golden_case(m, golden, "real_2s");
+    /* written back by the trainer's writer, the file loads to the same model */
+    char out[64];
+    snprintf(out, sizeof out, "/tmp/test_codec_train_%d.safetensors", (int)getpid());
+    assert_int_equal(ct_model_save(m, out, NULL), 0);
+    ct_model *m2 = ct_model_open(out);
+    assert_non_null(m2);
+    assert_memory_equal(ct_model_params(m), ct_model_params(m2), sizeof(float) * ct_model_nparams(m));
+    for (int k = 0; k < ct_model_config(m)->n_q; k++)
+        assert_memory_equal(ct_model_embed(m, k), ct_model_embed(m2, k),
+                            sizeof(float) * ct_model_config(m)->bins * ct_model_config(m)->dimension);
+    unlink(out);
+    ct_model_free(m2);
+    ct_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_balancer),
         cmocka_unit_test(test_conv2d_grad),
         cmocka_unit_test(test_discriminator_grad),
+        cmocka_unit_test(test_golden_small),
     };
     return cmocka_run_group_tests_name("codec_train", tests, NULL, NULL);
 }
