@@ -29,7 +29,7 @@ void hafm_adamw_step(hafm_adamw *opt, float *params, const float *grads, const u
     const float decay = lr * opt->weight_decay;
     float *m = opt->m, *v = opt->v;
     const long n = (long)opt->n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 32768)
     for (long i = 0; i < n; i++) {
         float g = grads[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;

@@ -49,7 +49,7 @@ static int stft_frames(const ct_stft *s, int L) { return (L + 2 * s->pad - s->n)
 static void frame_signal(float *frames, const ct_stft *s, const float *x, const int *map, int B, int L, int F)
 {
     const int n = s->n, BF = B * F;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * BF > CT_OMP_MIN)
     for (int k = 0; k < n; k++)
         for (int b = 0; b < B; b++)
             for (int f = 0; f < F; f++) {
@@ -62,7 +62,7 @@ static void frame_signal(float *frames, const ct_stft *s, const float *x, const 
 static void unframe_add(float *dx, const ct_stft *s, const float *dframes, const int *map, int B, int L, int F, float w)
 {
     const int n = s->n, BF = B * F;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * BF > CT_OMP_MIN)
     for (int b = 0; b < B; b++)
         for (int k = 0; k < n; k++)
             for (int f = 0; f < F; f++) {
@@ -136,7 +136,13 @@ ct_mel_loss *ct_mel_loss_new(int sample_rate, int n_mels, int min_log2, int max_
     for (int i = min_log2; i <= max_log2; i++) {
         mel_scale *s = &ml->sc[ml->n_scales++];
         int n = 1 << i, hop = n / 4;
-        stft_init(&s->stft, n, hop, (n - hop) / 2, 1.0);
+        /* the normalised STFT (divided by the window's L2 norm) keeps the scales comparable */
+        double wsum = 0.0;
+        for (int k = 0; k < n; k++) {
+            double w = 0.5 - 0.5 * cos(2.0 * M_PI * k / n);
+            wsum += w * w;
+        }
+        stft_init(&s->stft, n, hop, (n - hop) / 2, 1.0 / sqrt(wsum));
         s->fb = hafm_xmalloc(sizeof(float) * (size_t)n_mels * s->stft.nb);
         mel_filterbank(s->fb, n_mels, s->stft.nb, sample_rate);
     }
@@ -250,7 +256,7 @@ static void im2col2d(float *col, const float *inp, int b, int B, int Cin, int H,
                      int kh, int kw, int sh, int sw, int dh, int dw, int ph, int pw)
 {
     const long rows = (long)Cin * kh * kw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * Ho * Wo > CT_OMP_MIN)
     for (long r = 0; r < rows; r++) {
         int ci = (int)(r / (kh * kw)), i = (int)(r / kw % kh), j = (int)(r % kw);
         const float *x = inp + ((size_t)ci * B + b) * H * W;
@@ -270,7 +276,7 @@ static void im2col2d(float *col, const float *inp, int b, int B, int Cin, int H,
 static void col2im2d_add(float *dinp, const float *dcol, int b, int B, int Cin, int H, int W, int Ho, int Wo,
                          int kh, int kw, int sh, int sw, int dh, int dw, int ph, int pw)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)Cin * kh * kw * Ho * Wo > CT_OMP_MIN)
     for (int ci = 0; ci < Cin; ci++) {
         float *dx = dinp + ((size_t)ci * B + b) * H * W;
         for (int i = 0; i < kh; i++)

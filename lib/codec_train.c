@@ -94,6 +94,11 @@ ct_trainer *ct_trainer_new(ct_model *m, const ct_train_opts *o)
         hafm_error("the segment (%d samples) must hold at least one frame (%d samples)", o->segment, ct_config_hop(cfg));
         return NULL;
     }
+    if (o->adversarial && o->segment < 2048) {
+        hafm_error("with the adversarial loss a segment needs at least 2048 samples (the largest STFT), got %d",
+                   o->segment);
+        return NULL;
+    }
     ct_mel_loss *mel = ct_mel_loss_new(cfg->sample_rate, o->n_mels, o->mel_min_log2, o->mel_max_log2);
     if (!mel) return NULL;
     ct_trainer *t = hafm_xcalloc(1, sizeof *t);
@@ -131,6 +136,7 @@ void ct_trainer_free(ct_trainer *t)
 ct_model *ct_trainer_model(ct_trainer *t) { return t->m; }
 int64_t ct_trainer_step_count(const ct_trainer *t) { return t->step; }
 int ct_trainer_nclips(const ct_trainer *t) { return t->nclips; }
+int64_t ct_trainer_clip_len(const ct_trainer *t, int clip) { return t->lens[clip]; }
 
 int ct_trainer_add_clip(ct_trainer *t, const float *x, int64_t n, const char *name)
 {

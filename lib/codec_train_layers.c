@@ -76,7 +76,7 @@ static void im2col(float *col, const float *inp, const int *map, int B, int Cin,
                    int K, int stride, int dil)
 {
     const long rows = (long)Cin * K;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * B * Tout > CT_OMP_MIN)
     for (long r = 0; r < rows; r++) {
         int ci = (int)(r / K), k = (int)(r % K);
         for (int b = 0; b < B; b++) {
@@ -94,7 +94,7 @@ static void im2col(float *col, const float *inp, const int *map, int B, int Cin,
 static void col2im_add(float *dinp, const float *dcol, const int *map, int B, int Cin, int L, int Tout,
                        int K, int stride, int dil)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)Cin * K * B * Tout > CT_OMP_MIN)
     for (int ci = 0; ci < Cin; ci++) {
         for (int k = 0; k < K; k++) {
             const float *src_row = dcol + ((size_t)ci * K + k) * B * Tout;
@@ -121,7 +121,7 @@ static int *conv_map(int L, int K, int stride, int dil)
 
 static void add_bias_rows(float *out, const float *b, int C, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * n > CT_OMP_MIN)
     for (int c = 0; c < C; c++) {
         float bc = b[c];
         float *o = out + (size_t)c * n;
@@ -131,7 +131,7 @@ static void add_bias_rows(float *out, const float *b, int C, size_t n)
 
 static void sum_rows_add(float *db, const float *d, int C, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * n > CT_OMP_MIN)
     for (int c = 0; c < C; c++) {
         double s = 0.0;
         const float *r = d + (size_t)c * n;
@@ -184,7 +184,7 @@ void ct_convtr1d_forward(float *out, float *col, const float *inp, const float *
     int N = B * T, CK = Cout * K, Lout = T * stride;
     hafm_sgemm(1, 0, CK, N, Cin, 1.0f, w, CK, inp, N, 0.0f, col, N);   /* w^T [CK,Cin] x inp [Cin,N] */
     /* overlap-add; frames past Lout are the trimmed right padding (K - stride samples) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)Cout * K * B * T > CT_OMP_MIN)
     for (int co = 0; co < Cout; co++) {
         for (int bb = 0; bb < B; bb++) {
             float *y = out + ((size_t)co * B + bb) * Lout;
@@ -206,7 +206,7 @@ void ct_convtr1d_backward(float *dinp, float *dw, float *db, float *dcol, const 
 {
     int N = B * T, CK = Cout * K, Lout = T * stride;
     sum_rows_add(db, dout, Cout, (size_t)B * Lout);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)Cout * K * B * T > CT_OMP_MIN)
     for (int co = 0; co < Cout; co++) {
         for (int k = 0; k < K; k++) {
             float *dst = dcol + ((size_t)co * K + k) * N;
@@ -228,7 +228,7 @@ void ct_convtr1d_backward(float *dinp, float *dw, float *db, float *dcol, const 
 void ct_elu_forward(float *out, const float *inp, size_t n)
 {
     const long nn = (long)n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CT_OMP_MIN)
     for (long i = 0; i < nn; i++) out[i] = inp[i] > 0.0f ? inp[i] : expm1f(inp[i]);
 }
 
@@ -236,7 +236,7 @@ void ct_elu_forward(float *out, const float *inp, size_t n)
 void ct_elu_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     const long nn = (long)n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CT_OMP_MIN)
     for (long i = 0; i < nn; i++) dinp[i] += out[i] > 0.0f ? dout[i] : dout[i] * (out[i] + 1.0f);
 }
 
@@ -316,7 +316,7 @@ void ct_lstm_backward(float *dx, float *dwih, float *dwhh, float *dbih, float *d
 
 void ct_to_time_major(float *out, const float *inp, int C, int B, int T)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * B * T > CT_OMP_MIN)
     for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++)
             for (int ch = 0; ch < C; ch++)
@@ -325,7 +325,7 @@ void ct_to_time_major(float *out, const float *inp, int C, int B, int T)
 
 void ct_from_time_major(float *out, const float *inp, int C, int B, int T)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * B * T > CT_OMP_MIN)
     for (int ch = 0; ch < C; ch++)
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++)

@@ -70,7 +70,7 @@ void ct_codebook_search(int32_t *codes, const float *x, const float *embed, int 
     for (int n0 = 0; n0 < N; n0 += chunk) {
         int nn = N - n0 < chunk ? N - n0 : chunk;
         hafm_sgemm(0, 1, nn, bins, D, 1.0f, x + (size_t)n0 * D, D, embed, D, 0.0f, dots, bins);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)nn * bins > CT_OMP_MIN)
         for (int i = 0; i < nn; i++) {
             const float *row = dots + (size_t)i * bins;
             float xn = 0.0f;
@@ -221,6 +221,6 @@ void ct_rvq_backward(float *dz, const float *dq, const float *z, const float *q0
 {
     const float scale = commit_weight * 2.0f / ((float)n_q * (float)N * (float)D);
     const long n = (long)N * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n > CT_OMP_MIN)
     for (long j = 0; j < n; j++) dz[j] += dq[j] + scale * (z[j] - q0[j]);
 }

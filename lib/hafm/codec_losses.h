@@ -16,7 +16,7 @@ double ct_l1_loss(float *dy, float weight, const float *y, const float *x, size_
 
 /* Multi-scale mel loss: for window n = 2^i, i = min_log2..max_log2 (EnCodec: 5..11), hop n/4,
  * Hann window, reflect padding (n - hop)/2 on both sides, n_mels HTK mel bands of the power
- * spectrum; per scale mean|M(y) - M(x)| + mean (log10(M(y)+1e-5) - log10(M(x)+1e-5))^2,
+ * spectrum of the normalised STFT (divided by the window's L2 norm); per scale mean|M(y) - M(x)| + mean (log10(M(y)+1e-5) - log10(M(x)+1e-5))^2,
  * averaged over the scales. */
 typedef struct ct_mel_loss ct_mel_loss;
 ct_mel_loss *ct_mel_loss_new(int sample_rate, int n_mels, int min_log2, int max_log2);

@@ -13,6 +13,10 @@
 #include "adamw.h"
 #include "safetensors.h"
 
+/* Elementwise loops below this many elements stay on one thread: a parallel region costs more
+ * than it saves there, and far more on a loaded machine. */
+#define CT_OMP_MIN 32768
+
 /* ---- layer kernels ------------------------------------------------------------------------- */
 
 /* Weight norm over every dim except dim 0: w = g * v / ||v||, v viewed as [n0, rest]. */
@@ -216,6 +220,7 @@ int64_t ct_trainer_step_count(const ct_trainer *t);
 /* Training audio at the model's rate, mono; copied. Clips shorter than a segment are refused. */
 int ct_trainer_add_clip(ct_trainer *t, const float *x, int64_t n, const char *name);
 int ct_trainer_nclips(const ct_trainer *t);
+int64_t ct_trainer_clip_len(const ct_trainer *t, int clip);
 int ct_trainer_step(ct_trainer *t, ct_step_stats *st);
 /* SI-SDR (dB) of the trainer's own reconstruction of the first `max_samples` of clip `clip` with
  * n_q codebooks (codebooks are not updated). y (may be NULL) receives the reconstruction. */
