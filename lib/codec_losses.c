@@ -4,6 +4,7 @@
 #include "hafm/common.h"
 #include "hafm/linalg.h"
 
+#include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,30 +20,37 @@ double ct_l1_loss(float *dy, float weight, const float *y, const float *x, size_
     return acc / (double)n;
 }
 
-/* ---- framing and the DFT as a matrix ----------------------------------------------------------
- * frames [n][B*F]: column b*F + f holds samples f*hop .. f*hop + n - 1 of the padded item b.
- * re/im [nb][B*F] = (window * cos / -sin) [nb][n] x frames. */
+/* ---- framing and the STFT through FFTW --------------------------------------------------------
+ * frames [B*F][n]: row b*F + f holds samples f*hop .. f*hop + n - 1 of the padded item b.
+ * re/im [B*F][nb]: norm * sum_k w[k] x[k] e^{-2 pi i jk/n}, j = 0..n/2 (periodic Hann window).
+ * The adjoint (the backward) of the half spectrum is a complex-to-real transform with the DC
+ * and Nyquist bins doubled, halved afterwards: c2r counts every other bin twice. */
 
 typedef struct {
     int n, hop, pad, nb;
-    float *cosm, *sinm;    /* [nb][n], window and normalisation folded in */
+    float *window;         /* Hann window times the normalisation */
+    fftwf_plan r2c, c2r;   /* planned once; executed on per-thread aligned buffers */
 } ct_stft;
 
 static void stft_init(ct_stft *s, int n, int hop, int pad, double norm)
 {
     s->n = n; s->hop = hop; s->pad = pad; s->nb = n / 2 + 1;
-    s->cosm = hafm_xmalloc(sizeof(float) * (size_t)s->nb * n);
-    s->sinm = hafm_xmalloc(sizeof(float) * (size_t)s->nb * n);
-    for (int j = 0; j < s->nb; j++)
-        for (int k = 0; k < n; k++) {
-            double w = 0.5 - 0.5 * cos(2.0 * M_PI * k / n);   /* periodic Hann, as torch.hann_window */
-            double ph = 2.0 * M_PI * (double)((long)j * k % n) / n;
-            s->cosm[(size_t)j * n + k] = (float)(w * cos(ph) * norm);
-            s->sinm[(size_t)j * n + k] = (float)(-w * sin(ph) * norm);
-        }
+    s->window = hafm_xmalloc(sizeof(float) * (size_t)n);
+    for (int k = 0; k < n; k++) s->window[k] = (float)((0.5 - 0.5 * cos(2.0 * M_PI * k / n)) * norm);
+    float *in = fftwf_malloc(sizeof(float) * (size_t)n);
+    fftwf_complex *out = fftwf_malloc(sizeof(fftwf_complex) * (size_t)s->nb);
+    s->r2c = fftwf_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE);
+    s->c2r = fftwf_plan_dft_c2r_1d(n, out, in, FFTW_ESTIMATE);
+    fftwf_free(in);
+    fftwf_free(out);
 }
 
-static void stft_free(ct_stft *s) { free(s->cosm); free(s->sinm); }
+static void stft_free(ct_stft *s)
+{
+    free(s->window);
+    fftwf_destroy_plan(s->r2c);
+    fftwf_destroy_plan(s->c2r);
+}
 
 static int stft_frames(const ct_stft *s, int L) { return (L + 2 * s->pad - s->n) / s->hop + 1; }
 
@@ -50,37 +58,72 @@ static void frame_signal(float *frames, const ct_stft *s, const float *x, const 
 {
     const int n = s->n, BF = B * F;
 #pragma omp parallel for schedule(static) if ((size_t)n * BF > CT_OMP_MIN)
-    for (int k = 0; k < n; k++)
-        for (int b = 0; b < B; b++)
-            for (int f = 0; f < F; f++) {
-                int src = map[f * s->hop + k];
-                frames[(size_t)k * BF + (size_t)b * F + f] = src >= 0 ? x[(size_t)b * L + src] : 0.0f;
-            }
+    for (int r = 0; r < BF; r++) {
+        const float *xb = x + (size_t)(r / F) * L;
+        const int *m = map + (size_t)(r % F) * s->hop;
+        float *dst = frames + (size_t)r * n;
+        for (int k = 0; k < n; k++) dst[k] = m[k] >= 0 ? xb[m[k]] : 0.0f;
+    }
 }
 
 /* overlap-add of d(frames) back onto the signal, through the padding map */
-static void unframe_add(float *dx, const ct_stft *s, const float *dframes, const int *map, int B, int L, int F, float w)
+static void unframe_add(float *dx, const ct_stft *s, const float *dframes, const int *map, int B, int L, int F)
 {
-    const int n = s->n, BF = B * F;
-#pragma omp parallel for schedule(static) if ((size_t)n * BF > CT_OMP_MIN)
+    const int n = s->n;
+#pragma omp parallel for schedule(static) if ((size_t)n * B * F > CT_OMP_MIN)
     for (int b = 0; b < B; b++)
-        for (int k = 0; k < n; k++)
-            for (int f = 0; f < F; f++) {
-                int src = map[f * s->hop + k];
-                if (src >= 0) dx[(size_t)b * L + src] += w * dframes[(size_t)k * BF + (size_t)b * F + f];
-            }
+        for (int f = 0; f < F; f++) {
+            const float *src = dframes + ((size_t)b * F + f) * n;
+            const int *m = map + (size_t)f * s->hop;
+            for (int k = 0; k < n; k++)
+                if (m[k] >= 0) dx[(size_t)b * L + m[k]] += src[k];
+        }
 }
 
 static void stft_forward(const ct_stft *s, float *re, float *im, const float *frames, int BF)
 {
-    hafm_sgemm(0, 0, s->nb, BF, s->n, 1.0f, s->cosm, s->n, frames, BF, 0.0f, re, BF);
-    hafm_sgemm(0, 0, s->nb, BF, s->n, 1.0f, s->sinm, s->n, frames, BF, 0.0f, im, BF);
+    const int n = s->n, nb = s->nb;
+#pragma omp parallel if ((size_t)n * BF > CT_OMP_MIN)
+    {
+        float *in = fftwf_malloc(sizeof(float) * (size_t)n);
+        fftwf_complex *out = fftwf_malloc(sizeof(fftwf_complex) * (size_t)nb);
+#pragma omp for schedule(static)
+        for (int r = 0; r < BF; r++) {
+            const float *fr = frames + (size_t)r * n;
+            for (int k = 0; k < n; k++) in[k] = fr[k] * s->window[k];
+            fftwf_execute_dft_r2c(s->r2c, in, out);
+            for (int j = 0; j < nb; j++) {
+                re[(size_t)r * nb + j] = out[j][0];
+                im[(size_t)r * nb + j] = out[j][1];
+            }
+        }
+        fftwf_free(in);
+        fftwf_free(out);
+    }
 }
 
 static void stft_backward(const ct_stft *s, float *dframes, const float *dre, const float *dim, int BF)
 {
-    hafm_sgemm(1, 0, s->n, BF, s->nb, 1.0f, s->cosm, s->n, dre, BF, 0.0f, dframes, BF);
-    hafm_sgemm(1, 0, s->n, BF, s->nb, 1.0f, s->sinm, s->n, dim, BF, 1.0f, dframes, BF);
+    const int n = s->n, nb = s->nb;
+#pragma omp parallel if ((size_t)n * BF > CT_OMP_MIN)
+    {
+        float *outr = fftwf_malloc(sizeof(float) * (size_t)n);
+        fftwf_complex *in = fftwf_malloc(sizeof(fftwf_complex) * (size_t)nb);
+#pragma omp for schedule(static)
+        for (int r = 0; r < BF; r++) {
+            for (int j = 0; j < nb; j++) {
+                in[j][0] = dre[(size_t)r * nb + j];
+                in[j][1] = dim[(size_t)r * nb + j];
+            }
+            in[0][0] *= 2.0f;
+            in[nb - 1][0] *= 2.0f;
+            fftwf_execute_dft_c2r(s->c2r, in, outr);
+            float *df = dframes + (size_t)r * n;
+            for (int k = 0; k < n; k++) df[k] = 0.5f * outr[k] * s->window[k];
+        }
+        fftwf_free(outr);
+        fftwf_free(in);
+    }
 }
 
 static int *reflect_map(int L, int pad)
@@ -156,7 +199,7 @@ void ct_mel_loss_free(ct_mel_loss *ml)
     free(ml);
 }
 
-/* power mel [n_mels][BF] of a signal; keeps frames, re, im, power for the backward */
+/* power mel [BF][n_mels] of a signal; keeps frames, re, im, power for the backward */
 static void mel_forward(const mel_scale *s, int n_mels, float *mel, float *frames, float *re, float *im, float *pw,
                         const float *x, const int *map, int B, int L, int F)
 {
@@ -165,7 +208,7 @@ static void mel_forward(const mel_scale *s, int n_mels, float *mel, float *frame
     frame_signal(frames, st, x, map, B, L, F);
     stft_forward(st, re, im, frames, BF);
     for (size_t i = 0; i < (size_t)st->nb * BF; i++) pw[i] = re[i] * re[i] + im[i] * im[i];
-    hafm_sgemm(0, 0, n_mels, BF, st->nb, 1.0f, s->fb, st->nb, pw, BF, 0.0f, mel, BF);
+    hafm_sgemm(0, 1, BF, n_mels, st->nb, 1.0f, pw, st->nb, s->fb, st->nb, 0.0f, mel, n_mels);   /* P Fb^T */
 }
 
 double ct_mel_loss_compute(ct_mel_loss *ml, float *dy, float weight, const float *y, const float *x, int B, int L)
@@ -203,10 +246,10 @@ double ct_mel_loss_compute(ct_mel_loss *ml, float *dy, float weight, const float
         total += (l1 + l2) / (double)nmel;
         if (dm) {
             /* dP = Fb^T dM; dRe = 2 Re dP; dIm = 2 Im dP; dframes = C^T dRe + S^T dIm */
-            hafm_sgemm(1, 0, st->nb, BF, nm, 1.0f, s->fb, st->nb, dm, BF, 0.0f, pw, BF);
+            hafm_sgemm(0, 0, BF, st->nb, nm, 1.0f, dm, nm, s->fb, st->nb, 0.0f, pw, st->nb);   /* dM Fb */
             for (size_t i = 0; i < nsp; i++) { re[i] *= 2.0f * pw[i]; im[i] *= 2.0f * pw[i]; }
             stft_backward(st, frames, re, im, BF);
-            unframe_add(dy, st, frames, map, B, L, F, 1.0f);
+            unframe_add(dy, st, frames, map, B, L, F);
             free(dm);
         }
         free(map); free(frames); free(re); free(im); free(pw); free(mx); free(my);
@@ -498,16 +541,11 @@ static void d_scale_forward(const ct_msstftd *d, const d_scale *sc, d_acts *a, c
     free(map);
     float *re = hafm_xmalloc(sizeof(float) * (size_t)nb * BF), *im = hafm_xmalloc(sizeof(float) * (size_t)nb * BF);
     stft_forward(st, re, im, a->frames, BF);
-    /* [nb][B*Fr] -> channels (re, im) of [B][time][freq] */
+    /* [B*Fr][nb] real and imaginary parts are already channels 0 and 1 of [B][time][freq] */
     a->H[0] = Fr; a->W[0] = nb;
     a->act[0] = hafm_xmalloc(sizeof(float) * 2 * (size_t)BF * nb);
-    for (int b = 0; b < B; b++)
-        for (int f = 0; f < Fr; f++)
-            for (int j = 0; j < nb; j++) {
-                size_t src = (size_t)j * BF + (size_t)b * Fr + f, dst = ((size_t)b * Fr + f) * nb + j;
-                a->act[0][dst] = re[src];
-                a->act[0][(size_t)BF * nb + dst] = im[src];
-            }
+    memcpy(a->act[0], re, sizeof(float) * (size_t)BF * nb);
+    memcpy(a->act[0] + (size_t)BF * nb, im, sizeof(float) * (size_t)BF * nb);
     free(re); free(im);
     for (int l = 0; l < D_LAYERS; l++) {
         const d_conv *c = &sc->conv[l];
@@ -566,21 +604,13 @@ static void d_scale_backward(ct_msstftd *d, const d_scale *sc, const d_acts *a, 
     if (!dsig) { free(dcur); return; }
     const ct_stft *st = &sc->stft;
     const int Fr = a->Fr, nb = a->nb, BF = B * Fr;
-    float *dre = hafm_xmalloc(sizeof(float) * (size_t)nb * BF), *dim = hafm_xmalloc(sizeof(float) * (size_t)nb * BF);
-    for (int b = 0; b < B; b++)
-        for (int f = 0; f < Fr; f++)
-            for (int j = 0; j < nb; j++) {
-                size_t dst = (size_t)j * BF + (size_t)b * Fr + f, src = ((size_t)b * Fr + f) * nb + j;
-                dre[dst] = dcur[src];
-                dim[dst] = dcur[(size_t)BF * nb + src];
-            }
-    free(dcur);
     float *dframes = hafm_xmalloc(sizeof(float) * (size_t)st->n * BF);
-    stft_backward(st, dframes, dre, dim, BF);
+    stft_backward(st, dframes, dcur, dcur + (size_t)BF * nb, BF);
+    free(dcur);
     int *map = hafm_xmalloc(sizeof(int) * (size_t)a->L);
     ct_pad_map(map, a->L, 0, 0);
-    unframe_add(dsig, st, dframes, map, B, a->L, Fr, 1.0f);
-    free(map); free(dframes); free(dre); free(dim);
+    unframe_add(dsig, st, dframes, map, B, a->L, Fr);
+    free(map); free(dframes);
 }
 
 static int d_check_len(const ct_msstftd *d, int L)
