@@ -61,12 +61,18 @@ int main(int argc, char **argv)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    while ((n = getline(&line, &cap, in)) > 0)
-        if (hafm_json_packer_line(p, line, (size_t)n) < 0) {
+    int64_t messages = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        int rc = hafm_json_packer_line(p, line, (size_t)n);
+        if (rc > 0) messages++;
+        if (rc < 0) {
             hafm_error_prefix("%s", name);
             hafm_die_last();
         }
+    }
     if (ferror(in)) hafm_die("%s: read error:", name);
+    /* as for streams, an empty input almost always means the tool upstream failed */
+    if (messages == 0) hafm_die("%s: no messages in the input", name);
     free(line);
     hafm_json_packer_free(p);
     if (in != stdin) fclose(in);

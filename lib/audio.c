@@ -27,6 +27,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sndfile.h>
 #include <soxr.h>
 #include <stdlib.h>
@@ -137,6 +138,20 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
+/* Bytes the FILE holds in its buffer, readable without blocking; SIZE_MAX when unknown. This
+ * is gnulib's freadahead() for glibc (coreutils relies on it too): the get area plus the
+ * ungetc backup area (flag _IO_IN_BACKUP of glibc's libio). */
+static size_t stdio_buffered(FILE *fp) {
+#ifdef __GLIBC__
+    size_t n = (size_t)(fp->_IO_read_end - fp->_IO_read_ptr);
+    if (fp->_flags & 0x100) n += (size_t)(fp->_IO_save_end - fp->_IO_save_base);
+    return n;
+#else
+    (void)fp;
+    return SIZE_MAX;
+#endif
+}
+
 static void *pump_main(void *arg) {
     pump *p = arg;
     /* A reader that stops early closes the pipe: see EPIPE here rather than die of SIGPIPE. */
@@ -145,11 +160,20 @@ static void *pump_main(void *arg) {
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     unsigned char buf[1 << 16];
-    if (write_all(p->wfd, p->prefix, p->nprefix) == 0) {
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, p->in)) > 0)
-            if (write_all(p->wfd, buf, n) < 0) break;
+    if (write_all(p->wfd, p->prefix, p->nprefix) < 0) goto done;
+    /* First what stdio already buffered, then straight from the descriptor: fread() would
+     * wait for a full buffer, holding back audio that has arrived. */
+    size_t n;
+    while ((n = stdio_buffered(p->in)) > 0) {
+        size_t k = fread(buf, 1, n < sizeof buf ? n : sizeof buf, p->in);
+        if (k == 0 || write_all(p->wfd, buf, k) < 0) goto done;
     }
+    for (;;) {
+        ssize_t k = read(fileno(p->in), buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0 || write_all(p->wfd, buf, (size_t)k) < 0) break;
+    }
+done:
     close(p->wfd);
     return NULL;
 }

@@ -334,7 +334,7 @@ static const struct { hafm_dtype t; const char *name; size_t size; } dtypes[] = 
     { HAFM_DT_U8, "u8", 1 },   { HAFM_DT_I16, "i16", 2 }, { HAFM_DT_U16, "u16", 2 },
     { HAFM_DT_I32, "i32", 4 }, { HAFM_DT_I64, "i64", 8 }, { HAFM_DT_F16, "f16", 2 },
     { HAFM_DT_BF16, "bf16", 2 }, { HAFM_DT_F32, "f32", 4 }, { HAFM_DT_F64, "f64", 8 },
-    { HAFM_DT_BOOL, "bool", 1 },
+    { HAFM_DT_BOOL, "bool", 1 }, { HAFM_DT_I8, "i8", 1 },
 };
 #define NDTYPES (sizeof dtypes / sizeof dtypes[0])
 
@@ -446,6 +446,7 @@ void hafm_convert_to_f32(float *out, const void *src, hafm_dtype t, size_t n)
     switch (t) {
     case HAFM_DT_U8:   CONVERT_LOOP(uint8_t, (float)v); break;
     case HAFM_DT_BOOL: CONVERT_LOOP(uint8_t, (float)(v != 0)); break;
+    case HAFM_DT_I8:   CONVERT_LOOP(int8_t, (float)v); break;
     case HAFM_DT_I16:  CONVERT_LOOP(int16_t, (float)v); break;
     case HAFM_DT_U16:  CONVERT_LOOP(uint16_t, (float)v); break;
     case HAFM_DT_I32:  CONVERT_LOOP(int32_t, (float)v); break;
@@ -471,6 +472,7 @@ void hafm_convert_to_i32(int32_t *out, const void *src, hafm_dtype t, size_t n)
     switch (t) {
     case HAFM_DT_U8:   CONVERT_LOOP(uint8_t, (int32_t)v); break;
     case HAFM_DT_BOOL: CONVERT_LOOP(uint8_t, (int32_t)(v != 0)); break;
+    case HAFM_DT_I8:   CONVERT_LOOP(int8_t, (int32_t)v); break;
     case HAFM_DT_I16:  CONVERT_LOOP(int16_t, (int32_t)v); break;
     case HAFM_DT_U16:  CONVERT_LOOP(uint16_t, (int32_t)v); break;
     case HAFM_DT_I32:  memcpy(out, src, n * sizeof(int32_t)); break;

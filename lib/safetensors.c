@@ -29,12 +29,11 @@
 #define ST_MAX_HEADER 100000000u      /* the reference reader's limit */
 #define ST_MAX_JSON_INT 9007199254740992.0  /* 2^53: doubles hold every integer below */
 
-/* safetensors dtype strings. I8 has no hafm_dtype: such tensors are validated and listed (dtype
- * HAFM_DT_INVALID) but cannot be read as float. */
+/* safetensors dtype strings. */
 static const struct { const char *name; hafm_dtype dtype; size_t size; } st_dtypes[] = {
     {"F64", HAFM_DT_F64, 8}, {"F32", HAFM_DT_F32, 4}, {"F16", HAFM_DT_F16, 2},
     {"BF16", HAFM_DT_BF16, 2}, {"I64", HAFM_DT_I64, 8}, {"I32", HAFM_DT_I32, 4},
-    {"I16", HAFM_DT_I16, 2}, {"U16", HAFM_DT_U16, 2}, {"I8", HAFM_DT_INVALID, 1},
+    {"I16", HAFM_DT_I16, 2}, {"U16", HAFM_DT_U16, 2}, {"I8", HAFM_DT_I8, 1},
     {"U8", HAFM_DT_U8, 1}, {"BOOL", HAFM_DT_BOOL, 1},
 };
 #define N_ST_DTYPES (sizeof st_dtypes / sizeof st_dtypes[0])
@@ -422,40 +421,12 @@ static const hafm_st_tensor *find_or_error(const hafm_safetensors *st, const cha
 int hafm_st_read_f32(const hafm_safetensors *st, const char *name, float *out, int ndim, const int64_t *shape) {
     const hafm_st_tensor *t = find_or_error(st, name);
     if (!t || hafm_st_check_shape(st, t, ndim, shape) < 0) return -1;
-    const uint8_t *p = t->data;
-    size_t n = (size_t)t->numel;
-    /* memcpy per element: the data need not be aligned. */
-    switch (t->dtype) {
-    case HAFM_DT_F32: memcpy(out, p, n * 4); break;
-    case HAFM_DT_F16:
-        for (size_t i = 0; i < n; i++) out[i] = hafm_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        break;
-    case HAFM_DT_BF16:
-        for (size_t i = 0; i < n; i++) out[i] = hafm_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        break;
-    case HAFM_DT_F64:
-        for (size_t i = 0; i < n; i++) { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; }
-        break;
-    case HAFM_DT_I64:
-        for (size_t i = 0; i < n; i++) { int64_t v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; }
-        break;
-    case HAFM_DT_I32:
-        for (size_t i = 0; i < n; i++) { int32_t v; memcpy(&v, p + 4 * i, 4); out[i] = (float)v; }
-        break;
-    case HAFM_DT_I16:
-        for (size_t i = 0; i < n; i++) { int16_t v; memcpy(&v, p + 2 * i, 2); out[i] = (float)v; }
-        break;
-    case HAFM_DT_U16:
-        for (size_t i = 0; i < n; i++) { uint16_t v; memcpy(&v, p + 2 * i, 2); out[i] = (float)v; }
-        break;
-    case HAFM_DT_U8: case HAFM_DT_BOOL:
-        for (size_t i = 0; i < n; i++) out[i] = (float)p[i];
-        break;
-    default:
+    if (t->dtype == HAFM_DT_INVALID) {
         hafm_error("%s: tensor '%s': dtype %s cannot be read as float", st->name, t->name,
                    st->st_dtype[t - st->tensors]);
         return -1;
     }
+    hafm_convert_to_f32(out, t->data, t->dtype, (size_t)t->numel);   /* handles unaligned data */
     return 0;
 }
 

@@ -62,8 +62,8 @@ int hafm_audio_prepare(const hafm_audio *a, int out_rate, hafm_audio *out);
 /* Streaming resampler (libsoxr) for chunked processing with bounded memory. */
 typedef struct hafm_resampler hafm_resampler;
 hafm_resampler *hafm_resampler_new(double in_rate, double out_rate, int channels);
-/* Feeds in_frames (NULL/0 at the end to flush); output appended to *out (grown with realloc,
- * *out_cap in frames); returns frames produced, -1 on error. */
+/* Feeds in_frames (NULL/0 at the end to flush); the output of this call is written from the
+ * start of *out (grown with realloc, *out_cap in frames); returns frames produced, -1 on error. */
 int64_t hafm_resampler_process(hafm_resampler *rs, const float *in, int64_t in_frames,
                                float **out, int64_t *out_cap);
 void hafm_resampler_free(hafm_resampler *rs);

@@ -63,7 +63,7 @@ typedef enum {
     HAFM_DT_INVALID = 0,
     HAFM_DT_U8, HAFM_DT_I16, HAFM_DT_U16, HAFM_DT_I32, HAFM_DT_I64,
     HAFM_DT_F16, HAFM_DT_BF16, HAFM_DT_F32, HAFM_DT_F64,
-    HAFM_DT_BOOL
+    HAFM_DT_BOOL, HAFM_DT_I8
 } hafm_dtype;
 
 size_t      hafm_dtype_size(hafm_dtype t);           /* 0 for INVALID */

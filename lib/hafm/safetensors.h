@@ -55,7 +55,9 @@ int hafm_st_writer_add(hafm_st_writer *w, const char *name, hafm_dtype dtype, in
 int hafm_st_writer_add_f32(hafm_st_writer *w, const char *name, hafm_dtype stored_as, int ndim,
                            const int64_t *shape, const float *data);
 int hafm_st_writer_meta(hafm_st_writer *w, const char *key, const char *value);
-/* Writes atomically (temporary + rename). Tensors in insertion order, 8-byte aligned offsets. */
+/* Writes atomically (temporary + rename). The JSON lists tensors in insertion order; the data are
+ * grouped by element size (largest first) with no gap bytes, so every tensor is aligned to its
+ * element size and the reference reader (which rejects gaps) accepts the file. */
 int hafm_st_writer_save(hafm_st_writer *w, const char *path);
 void hafm_st_writer_free(hafm_st_writer *w);
 
