@@ -179,7 +179,7 @@ static void add_dir(data_ctx *d, const char *path)
         snprintf(names[n++], len, "%s/%s", path, e->d_name);
     }
     closedir(dir);
-    qsort(names, n, sizeof(char *), cmp_str);   /* the same data order on every run */
+    if (n) qsort(names, n, sizeof(char *), cmp_str);   /* the same data order on every run */
     for (size_t i = 0; i < n; i++) {
         struct stat sb;
         if (!stat(names[i], &sb) && (S_ISDIR(sb.st_mode) || has_audio_ext(names[i]))) add_path(d, names[i]);

@@ -77,8 +77,11 @@ setup() {
 
 @test "encodec-train: a tiny codec overfits a 1 s clip to SI-SDR >= 5 dB within 60 steps" {
     run "$HAFM_BIN/encodec-train" "${TINY[@]}" --steps 60 --eval-every 10 --log "$T/log.jsonl" \
-        --reconstruct "$T/recon.wav" -o "$T/m.safetensors" "$D/clip.wav"
+        --plot "$T/curves.png" --reconstruct "$T/recon.wav" -o "$T/m.safetensors" "$D/clip.wav"
     [ "$status" -eq 0 ]
+    if command -v gnuplot > /dev/null; then
+        [ "$(head -c 4 "$T/curves.png" | tail -c 3)" = PNG ]
+    fi
     [ "$(grep -c '"loss"' "$T/log.jsonl")" -eq 60 ]
     # from about -12 dB at the random start; the best of the evaluations every 10 steps
     sdr=$(grep -o '"eval_si_sdr_db":[-0-9.e]*' "$T/log.jsonl" | cut -d: -f2 | sort -g | tail -1)
