@@ -700,6 +700,16 @@ static void test_golden_small(void **state)
     golden_case(m, golden, "synth_odd12345");
     golden_case(m, golden, "synth_short1000");
     golden_case(m, golden, "real_2s");
+    /* the Hugging Face naming of the same weights (for --init from a published checkpoint) */
+    snprintf(path, sizeof path, "%s/encodec_small_seed7_hf.safetensors", golden);
+    ct_model *mh = ct_model_open(path);
+    if (!mh) printf("# %s\n", hafm_last_error());
+    assert_non_null(mh);
+    assert_memory_equal(ct_model_params(m), ct_model_params(mh), sizeof(float) * ct_model_nparams(m));
+    for (int k = 0; k < ct_model_config(m)->n_q; k++)
+        assert_memory_equal(ct_model_embed_avg(m, k), ct_model_embed_avg(mh, k),
+                            sizeof(float) * ct_model_config(m)->bins * ct_model_config(m)->dimension);
+    ct_model_free(mh);
     /* written back by the trainer's writer, the file loads to the same model */
     char out[64];
     snprintf(out, sizeof out, "/tmp/test_codec_train_%d.safetensors", (int)getpid());
@@ -712,6 +722,44 @@ static void test_golden_small(void **state)
                             sizeof(float) * ct_model_config(m)->bins * ct_model_config(m)->dimension);
     unlink(out);
     ct_model_free(m2);
+    ct_model_free(m);
+}
+
+static void test_golden_full24k(void **state)
+{
+    (void)state;
+    /* the full 24 kHz architecture (HF naming, config from hf_config) on the short input */
+    const char *shared = getenv("HAFM_SHARED");
+    char golden[1024], path[1100], dir[1100];
+    snprintf(golden, sizeof golden, "%s/golden/encodec", shared ? shared : "../shared");
+    snprintf(path, sizeof path, "%s/encodec24k_seed1234_full_hf.safetensors", golden);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        printf("# SKIP: %s is absent (set HAFM_SHARED)\n", path);
+        skip();
+    }
+    fclose(fp);
+    ct_model *m = ct_model_open(path);
+    if (!m) printf("# %s\n", hafm_last_error());
+    assert_non_null(m);
+    assert_int_equal(ct_model_config(m)->n_q, 32);
+    assert_int_equal(ct_model_config(m)->bins, 1024);
+    size_t nb;
+    float *x = read_raw(golden, "inputs/synth_short1000.f32", &nb);
+    const int L = (int)(nb / 4), D = 128, T = 4;
+    snprintf(dir, sizeof dir, "%s/full24k/synth_short1000", golden);
+    float *latent = malloc(sizeof(float) * D * T), *y = malloc(sizeof(float) * T * 320);
+    assert_int_equal(ct_model_encode(m, latent, x, 1, L), 0);
+    float *g_latent = read_raw(dir, "latent.f32", &nb);
+    assert_true(compare("full24k latent", latent, g_latent, (size_t)D * T) <= 1e-4);
+    float *g_dec = read_raw(dir, "bw6.0/decoded.f32", &nb);
+    ct_tape *tape = ct_tape_new();
+    ct_rvq_params rp;
+    ct_rvq_params_default(&rp);
+    ct_model_train_forward(m, tape, y, x, 1, L, 8, &rp, NULL, 0);
+    assert_true(compare("full24k bw6.0 training forward", y, g_dec, (size_t)L) <= 1e-4);
+    ct_tape_free(tape);
+    free(x); free(latent); free(y); free(g_latent); free(g_dec);
     ct_model_free(m);
 }
 
@@ -736,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_grad),
         cmocka_unit_test(test_discriminator_grad),
         cmocka_unit_test(test_golden_small),
+        cmocka_unit_test(test_golden_full24k),
     };
     return cmocka_run_group_tests_name("codec_train", tests, NULL, NULL);
 }
