@@ -29,6 +29,7 @@ static void usage(FILE *fp)
             "      --highpass HZ     bins below go to the accompaniment, 0-1000 [100]\n"
             "      --window N        STFT window, samples, 16-65536             [2^ceil(log2(0.032 rate))]\n"
             "      --centre W        stereo centre mask weight, 0-1             [0]\n"
+            "      --block S         segment length, seconds, 0 (whole song) or 10-3600 [30]\n"
             "MDX-Net (UVR settings; a model in UVR's table gets its own by default):\n"
             "      --n-fft N         STFT size, 256-32768                       [6144]\n"
             "      --dim-t N         frames per chunk, multiple of 32, 32-4096  [the model's]\n"
@@ -57,12 +58,6 @@ typedef struct {
     int instrumental;
     hafm_repet_params rp;
 } separator;
-
-static void separate(separator *s, const hafm_audio *a, float *vocal, float *accomp)
-{
-    if (hafm_repet_sim(vocal, accomp, a->data, a->frames, a->channels, a->sample_rate, &s->rp) < 0)
-        hafm_die_last();
-}
 
 /* Where the stems go: two files, or two tracks of the current item of a stream. */
 typedef struct {
@@ -123,17 +118,18 @@ static void sink_close(sink *k)
     }
 }
 
-/* REPET-SIM needs the whole song; MDX-Net streams through hafm_mdx_audio. */
-static void repet_whole(sink *k, separator *s, const hafm_audio *a)
+/* REPET-SIM emits a segment of stems at a time (hafm_repet_stream), MDX-Net a chunk. */
+typedef struct {
+    sink *k;
+    int rate, channels;
+    int64_t frames;     /* declared length of the stem tracks, -1 if unknown */
+} repet_out;
+
+static void repet_emit(void *ctx, const float *v, const float *a, int64_t n)
 {
-    float *voc = hafm_xmalloc((size_t)a->frames * a->channels * sizeof(float));
-    float *acc = hafm_xmalloc((size_t)a->frames * a->channels * sizeof(float));
-    separate(s, a, voc, acc);
-    sink_open(k, a->sample_rate, a->channels, a->frames);
-    sink_write(k, voc, acc, a->frames);
-    sink_close(k);
-    free(voc);
-    free(acc);
+    repet_out *o = ctx;
+    sink_open(o->k, o->rate, o->channels, o->frames);
+    sink_write(o->k, v, a, n);
 }
 
 static void mdx_push(sink *k, hafm_mdx_audio *ma, const float *x, int64_t n, int final, int rate, int channels)
@@ -148,7 +144,7 @@ static void mdx_push(sink *k, hafm_mdx_audio *ma, const float *x, int64_t n, int
 int main(int argc, char **argv)
 {
     hafm_init(argc, argv);
-    enum { O_VNAME = 256, O_ANAME, O_MIND, O_NB, O_THR, O_HP, O_WIN, O_CENTRE, O_NFFT, O_DIMT, O_COMP,
+    enum { O_VNAME = 256, O_ANAME, O_MIND, O_NB, O_THR, O_HP, O_WIN, O_CENTRE, O_BLOCK, O_NFFT, O_DIMT, O_COMP,
            O_OVL, O_STEM, O_DENOISE };
     static const struct option opts[] = {
         { "model", required_argument, NULL, 'm' },  { "method", required_argument, NULL, 'M' },
@@ -157,7 +153,7 @@ int main(int argc, char **argv)
         { "accomp-name", required_argument, NULL, O_ANAME }, { "min-distance", required_argument, NULL, O_MIND },
         { "neighbours", required_argument, NULL, O_NB }, { "threshold", required_argument, NULL, O_THR },
         { "highpass", required_argument, NULL, O_HP }, { "window", required_argument, NULL, O_WIN },
-        { "centre", required_argument, NULL, O_CENTRE }, { "n-fft", required_argument, NULL, O_NFFT },
+        { "centre", required_argument, NULL, O_CENTRE }, { "block", required_argument, NULL, O_BLOCK }, { "n-fft", required_argument, NULL, O_NFFT },
         { "dim-t", required_argument, NULL, O_DIMT }, { "compensate", required_argument, NULL, O_COMP },
         { "overlap", required_argument, NULL, O_OVL }, { "stem", required_argument, NULL, O_STEM },
         { "denoise", no_argument, NULL, O_DENOISE }, { "threads", required_argument, NULL, 't' },
@@ -189,6 +185,10 @@ int main(int argc, char **argv)
         case O_HP: s.rp.highpass_hz = hafm_opt_double("--highpass", optarg, 0, 1000); break;
         case O_WIN: s.rp.window = (int)hafm_opt_long("--window", optarg, 16, 65536); break;
         case O_CENTRE: s.rp.centre = hafm_opt_double("--centre", optarg, 0, 1); break;
+        case O_BLOCK:
+            s.rp.block = hafm_opt_double("--block", optarg, 0, 3600);
+            if (s.rp.block > 0 && s.rp.block < 10) hafm_usage_error("--block: expected 0 or 10-3600, got '%s'", optarg);
+            break;
         case O_NFFT: set_nfft = 1; s.mp.n_fft = (int)hafm_opt_long("--n-fft", optarg, 256, 32768); break;
         case O_DIMT:
             set_dimt = 1;
@@ -269,43 +269,65 @@ int main(int argc, char **argv)
             free(buf);
         } else {
             if (in != stdin) fclose(in);
-            hafm_audio a = { 0 };
-            if (hafm_audio_read(in_path, &a) < 0) hafm_die_last();
-            repet_whole(&k, &s, &a);
-            hafm_audio_free(&a);
+            hafm_sndreader *rd = hafm_sndreader_open(in_path);
+            if (!rd) hafm_die_last();
+            repet_out o = { &k, hafm_sndreader_rate(rd), hafm_sndreader_channels(rd), hafm_sndreader_frames(rd) };
+            hafm_repet_stream *rs = hafm_repet_stream_new(&s.rp, o.channels, o.rate, repet_emit, &o);
+            if (!rs) hafm_die_last();
+            const int64_t block = 65536;
+            float *buf = hafm_xmalloc((size_t)block * o.channels * sizeof(float));
+            int64_t got, total = 0;
+            while ((got = hafm_sndreader_read_f32(rd, buf, block)) > 0) {
+                if (hafm_repet_stream_push(rs, buf, got) < 0) hafm_die_last();
+                total += got;
+            }
+            if (got < 0) hafm_die_last();
+            if (total == 0) hafm_die("%s: no audio samples", in_path);
+            if (hafm_repet_stream_finish(rs) < 0) hafm_die_last();
+            sink_close(&k);
+            hafm_repet_stream_free(rs);
+            hafm_sndreader_close(rd);
+            free(buf);
         }
         if (k.w && (hafm_write_item_end(k.w) < 0 || hafm_writer_close(k.w) < 0)) hafm_die_last();
         hafm_mdx_free(s.model);
         return hafm_close_stdout() == 0 ? 0 : 1;
     }
 
-    /* stream: MDX-Net separates the chosen track as it arrives; REPET-SIM at the track's end */
+    /* stream: the chosen track is separated as it arrives */
     hafm_reader *r = hafm_reader_open(in, in == stdin ? "stdin" : in_path);
     if (!r) hafm_die_last();
     k.w = files ? NULL : hafm_writer_open(stdout, "vsep");
     hafm_event ev;
     int rc, id = -1, items = 0, rate = 0, ch = 0;
-    hafm_audio a = { 0 }, piece = { 0 };
+    hafm_audio piece = { 0 };
     hafm_mdx_audio *ma = NULL;
+    hafm_repet_stream *rs = NULL;
+    repet_out o = { .k = &k };
     while ((rc = hafm_reader_next(r, &ev)) > 0) {
         if (k.w && hafm_write_passthrough(k.w, &ev) < 0) hafm_die_last();
         if (ev.type == HAFM_EV_ITEM) {
             if (files && items) hafm_die("-v/-a write one song: the stream has more than one item");
             items++;
             id = -1;
-            hafm_audio_free(&a);
-            memset(&a, 0, sizeof a);
         } else if (ev.type == HAFM_EV_TRACK && !strcmp(ev.track->name, track)) {
             if (ev.track->kind != HAFM_KIND_AUDIO) hafm_die("track '%s': not an audio track", track);
             id = ev.track->id;
             rate = ev.track->sample_rate;
             ch = ev.track->channels;
             if (s.mdx && !(ma = hafm_mdx_audio_new(s.model, &s.mp, s.instrumental, ch, rate))) hafm_die_last();
+            if (!s.mdx) {
+                o.rate = rate;
+                o.channels = ch;
+                o.frames = ev.track->frames;
+                hafm_repet_stream_free(rs);
+                if (!(rs = hafm_repet_stream_new(&s.rp, ch, rate, repet_emit, &o))) hafm_die_last();
+            }
         } else if (ev.type == HAFM_EV_DATA && ev.track->id == id) {
-            hafm_audio *dst = s.mdx ? &piece : &a;
-            if (s.mdx) piece.frames = 0;
-            if (hafm_audio_append_event(dst, &ev) < 0) hafm_die_last();
+            piece.frames = 0;
+            if (hafm_audio_append_event(&piece, &ev) < 0) hafm_die_last();
             if (s.mdx) mdx_push(&k, ma, piece.data, piece.frames, 0, rate, ch);
+            else if (hafm_repet_stream_push(rs, piece.data, piece.frames) < 0) hafm_die_last();
         } else if (ev.type == HAFM_EV_END && ev.track->id == id) {
             if (ev.track->frames_seen == 0) hafm_die("item '%s': track '%s' has no samples", hafm_reader_item_key(r), track);
             if (s.mdx) {
@@ -314,7 +336,10 @@ int main(int argc, char **argv)
                 hafm_mdx_audio_free(ma);
                 ma = NULL;
             } else {
-                repet_whole(&k, &s, &a);
+                if (hafm_repet_stream_finish(rs) < 0) hafm_die_last();
+                sink_close(&k);
+                hafm_repet_stream_free(rs);
+                rs = NULL;
             }
         } else if (ev.type == HAFM_EV_ITEM_END && id < 0) {
             hafm_die("item '%s' has no audio track '%s'", ev.key, track);
@@ -325,8 +350,8 @@ int main(int argc, char **argv)
     hafm_reader_close(r);
     if (in != stdin) fclose(in);
     if (k.w && hafm_writer_close(k.w) < 0) hafm_die_last();
-    hafm_audio_free(&a);
     hafm_audio_free(&piece);
+    hafm_repet_stream_free(rs);
     hafm_mdx_audio_free(ma);
     hafm_mdx_free(s.model);
     return hafm_close_stdout() == 0 ? 0 : 1;

@@ -19,6 +19,7 @@ void hafm_repet_defaults(hafm_repet_params *p) {
     p->window = 0;
     p->hop = 0;
     p->centre = 0.0;
+    p->block = 30.0;
 }
 
 /* Greedy argmax with exclusion zones [c - min_dist, c + min_dist]; block maxima keep each pick
@@ -158,36 +159,35 @@ int hafm_repet_sim(float *vocal, float *accomp, const float *x, int64_t n, int c
         float *vm = hafm_xmalloc(plane * sizeof(float));
 #pragma omp parallel
         {
-            /* the neighbours' spectra, transposed: buf[k][j], so each bin's values are contiguous */
-            float *buf = hafm_xmalloc((size_t)nb * K * sizeof(float));
+            int *below = hafm_xmalloc((size_t)nb * sizeof(int));
+            float *vals = hafm_xmalloc((size_t)K * sizeof(float));
 #pragma omp for schedule(dynamic, 16)
             for (int t = 0; t < T; t++) {
                 const int *idx = nbr + (size_t)t * K;
                 const int cnt = nnbr[t];
                 const float *own = mc + (size_t)t * nb;
                 float *vrow = vm + (size_t)t * nb;
+                /* min(median, v) is v whenever the lower middle value is >= v: fewer than cnt/2
+                 * (odd: cnt/2 + 1) neighbours below v. Counting runs along contiguous rows;
+                 * only the bins where the median matters gather their column for it. */
+                memset(below, 0, (size_t)nb * sizeof(int));
                 for (int j = 0; j < cnt; j++) {
                     const float *row = mc + (size_t)idx[j] * nb;
-                    for (int k = 0; k < nb; k++) buf[(size_t)k * cnt + j] = row[k];
+                    for (int k = cutoff; k < nb; k++) below[k] += row[k] < own[k];
                 }
                 for (int k = 0; k < nb; k++) {
                     float v = own[k], mask = 1.0f;
-                    if (k >= cutoff && cnt > 0) {
-                        float *x = buf + (size_t)k * cnt;
-                        /* min(median, v) is v whenever the lower middle value is >= v: fewer
-                         * than cnt/2 (odd: cnt/2 + 1) values below v. Counting is cheap. */
-                        int below = 0;
-                        for (int j = 0; j < cnt; j++) below += x[j] < v;
-                        if (below > (cnt - 1) / 2) {
-                            float med = median_inplace(x, cnt);
-                            if (med > v) med = v;
-                            mask = (med + MASK_EPS) / (v + MASK_EPS);
-                        }
+                    if (k >= cutoff && cnt > 0 && below[k] > (cnt - 1) / 2) {
+                        for (int j = 0; j < cnt; j++) vals[j] = mc[(size_t)idx[j] * nb + k];
+                        float med = median_inplace(vals, cnt);
+                        if (med > v) med = v;
+                        mask = (med + MASK_EPS) / (v + MASK_EPS);
                     }
                     vrow[k] = 1.0f - mask;
                 }
             }
-            free(buf);
+            free(below);
+            free(vals);
         }
         memcpy(mc, vm, plane * sizeof(float));
         free(vm);
@@ -224,4 +224,126 @@ int hafm_repet_sim(float *vocal, float *accomp, const float *x, int64_t n, int c
     free(nnbr);
     hafm_stft_free(&s);
     return 0;
+}
+
+struct hafm_repet_stream {
+    hafm_repet_params p;
+    int channels, rate;
+    int64_t seg, ovl, margin;   /* frames; seg 0: the whole song is one segment */
+    float *in;                  /* buffered input [cap][channels], from the current segment's start */
+    int64_t nin, cap, peak;
+    float *tail;                /* the previous segment's vocal over the overlap [ntail][channels] */
+    int64_t ntail;
+    float *sv, *ov, *oa;        /* segment vocal; emitted vocal and accompaniment [cap][channels] */
+    hafm_repet_emit emit;
+    void *ctx;
+};
+
+static void stream_alloc(hafm_repet_stream *st, int64_t cap) {
+    size_t bytes = (size_t)cap * st->channels * sizeof(float);
+    st->in = hafm_xrealloc(st->in, bytes);
+    st->sv = hafm_xrealloc(st->sv, bytes);
+    st->ov = hafm_xrealloc(st->ov, bytes);
+    st->oa = hafm_xrealloc(st->oa, bytes);
+    st->cap = cap;
+}
+
+hafm_repet_stream *hafm_repet_stream_new(const hafm_repet_params *p, int channels, int sample_rate,
+                                         hafm_repet_emit emit, void *ctx) {
+    if (channels < 1 || sample_rate < 1 || p->block < 0) {
+        hafm_error("REPET-SIM: bad stream (%d channels, %d Hz, block %g s)", channels, sample_rate, p->block);
+        return NULL;
+    }
+    hafm_repet_stream *st = hafm_xcalloc(1, sizeof *st);
+    st->p = *p;
+    st->channels = channels;
+    st->rate = sample_rate;
+    st->emit = emit;
+    st->ctx = ctx;
+    st->seg = (int64_t)llround(p->block * sample_rate);
+    if (st->seg > 0) {
+        if (st->seg < 2) st->seg = 2;
+        st->ovl = st->seg / 6;
+        st->margin = (st->seg - st->ovl) / 2;
+        stream_alloc(st, st->seg + st->margin);
+        st->tail = hafm_xmalloc((size_t)st->ovl * channels * sizeof(float));
+    }
+    return st;
+}
+
+/* Separates the first len buffered frames; the last segment emits them all, the others keep
+ * their last ovl frames (input, and vocal as the tail to fade out) for the next segment. */
+static int stream_segment(hafm_repet_stream *st, int64_t len, int last) {
+    const int ch = st->channels;
+    if (hafm_repet_sim(st->sv, NULL, st->in, len, ch, st->rate, &st->p) < 0) return -1;
+    int64_t out = last ? len : len - st->ovl;
+    for (int64_t i = 0; i < out; i++) {
+        float w = 1.0f;
+        if (i < st->ntail) {
+            float s = (float)sin(0.5 * M_PI * (i + 0.5) / st->ntail);
+            w = s * s;
+        }
+        for (int c = 0; c < ch; c++) {
+            size_t j = (size_t)i * ch + c;
+            float v = i < st->ntail ? w * st->sv[j] + (1.0f - w) * st->tail[j] : st->sv[j];
+            st->ov[j] = v;
+            st->oa[j] = st->in[j] - v;
+        }
+    }
+    st->emit(st->ctx, st->ov, st->oa, out);
+    if (last) {
+        st->nin = st->ntail = 0;
+        return 0;
+    }
+    memcpy(st->tail, st->sv + (size_t)out * ch, (size_t)st->ovl * ch * sizeof(float));
+    st->ntail = st->ovl;
+    memmove(st->in, st->in + (size_t)out * ch, (size_t)(st->nin - out) * ch * sizeof(float));
+    st->nin -= out;
+    return 0;
+}
+
+int hafm_repet_stream_push(hafm_repet_stream *st, const float *x, int64_t n) {
+    const int ch = st->channels;
+    while (n > 0) {
+        int64_t take = n;
+        if (st->seg > 0 && take > st->cap - st->nin) take = st->cap - st->nin;
+        if (st->nin + take > st->cap) {
+            int64_t cap = st->cap > 0 ? st->cap : 65536;
+            while (cap < st->nin + take) cap *= 2;
+            stream_alloc(st, cap);
+        }
+        memcpy(st->in + (size_t)st->nin * ch, x, (size_t)take * ch * sizeof(float));
+        st->nin += take;
+        x += (size_t)take * ch;
+        n -= take;
+        if (st->nin > st->peak) st->peak = st->nin;
+        /* a full buffer means the song goes on past this segment by at least the margin */
+        if (st->seg > 0 && st->nin == st->cap && stream_segment(st, st->seg, 0) < 0) return -1;
+    }
+    return 0;
+}
+
+int hafm_repet_stream_finish(hafm_repet_stream *st) {
+    if (st->nin == 0) {
+        hafm_error("REPET-SIM: empty audio");
+        return -1;
+    }
+    return stream_segment(st, st->nin, 1);
+}
+
+int64_t hafm_repet_stream_peak_frames(const hafm_repet_stream *st) { return st->peak; }
+
+void hafm_repet_stream_geometry(const hafm_repet_stream *st, int64_t *segment, int64_t *overlap) {
+    *segment = st->seg;
+    *overlap = st->ovl;
+}
+
+void hafm_repet_stream_free(hafm_repet_stream *st) {
+    if (!st) return;
+    free(st->in);
+    free(st->tail);
+    free(st->sv);
+    free(st->ov);
+    free(st->oa);
+    free(st);
 }

@@ -14,8 +14,17 @@
  * centre-panned, in-phase content and 0 for uncorrelated or side content.
  *
  * Vocal = iSTFT(X * vocal_mask); accompaniment = mixture - vocal (so the two always sum to the
- * mixture). Memory grows with the song: about 40 bytes per sample and channel (spectra,
+ * mixture). hafm_repet_sim holds the whole song: about 40 bytes per sample and channel (spectra,
  * magnitudes, masks) besides the caller's audio, plus a 256-row block of the similarity matrix.
+ *
+ * hafm_repet_stream bounds that: the song is cut into segments of `block` seconds that overlap
+ * by block/6, each separated on its own by hafm_repet_sim (so a frame's neighbours are searched
+ * within its segment, a window of `block` seconds around it), and the vocals of consecutive
+ * segments are cross-faded (sin^2 / cos^2, which sum to 1) over the overlap. A segment is cut
+ * only once half a hop of further input has arrived (hop = block - overlap), so the last
+ * segment is never shorter than overlap + hop/2, and a song of up to block + hop/2 seconds is
+ * one segment: exactly hafm_repet_sim's result. Memory: one segment's working set plus
+ * block + hop/2 seconds of input, whatever the song's length; output leaves per segment.
  */
 #ifndef HAFM_REPET_H
 #define HAFM_REPET_H
@@ -30,6 +39,7 @@ typedef struct {
     int window;              /* STFT window in samples; 0 = automatic         [0] */
     int hop;                 /* 0 = window / 4                                [0] */
     double centre;           /* stereo centre mask weight in [0, 1]           [0] */
+    double block;            /* hafm_repet_stream segment, seconds; 0 = whole song [30] */
 } hafm_repet_params;
 
 void hafm_repet_defaults(hafm_repet_params *p);
@@ -37,6 +47,24 @@ void hafm_repet_defaults(hafm_repet_params *p);
 /* x, vocal, accomp: interleaved [n][channels]. accomp may be NULL. -1 + error on bad sizes. */
 int hafm_repet_sim(float *vocal, float *accomp, const float *x, int64_t n, int channels,
                    int sample_rate, const hafm_repet_params *p);
+
+/* Streaming separation. emit receives the stems in order, frames interleaved [frames][channels],
+ * valid during the call; their concatenation has as many frames as were pushed. */
+typedef void (*hafm_repet_emit)(void *ctx, const float *vocal, const float *accomp, int64_t frames);
+typedef struct hafm_repet_stream hafm_repet_stream;
+
+hafm_repet_stream *hafm_repet_stream_new(const hafm_repet_params *p, int channels, int sample_rate,
+                                         hafm_repet_emit emit, void *ctx);
+/* x: [n][channels]. -1 + error when a segment fails. */
+int hafm_repet_stream_push(hafm_repet_stream *st, const float *x, int64_t n);
+/* Separates what is left (the end of the song); -1 + error, also for a song of no samples. The
+ * stream can then take the next song. */
+int hafm_repet_stream_finish(hafm_repet_stream *st);
+/* Bookkeeping for tests: the most input frames held at once so far, and the segment length and
+ * overlap in frames (0, 0 for whole-song processing). */
+int64_t hafm_repet_stream_peak_frames(const hafm_repet_stream *st);
+void hafm_repet_stream_geometry(const hafm_repet_stream *st, int64_t *segment, int64_t *overlap);
+void hafm_repet_stream_free(hafm_repet_stream *st);
 
 /* The similarity indices of one row (exposed for tests): greedy peak picking in sim[n]; writes at
  * most max_peaks indices to out (in pick order) and returns how many. */
