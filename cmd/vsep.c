@@ -29,7 +29,7 @@ static void usage(FILE *fp)
             "      --highpass HZ     bins below go to the accompaniment, 0-1000 [100]\n"
             "      --window N        STFT window, samples, 16-65536             [2^ceil(log2(0.032 rate))]\n"
             "      --centre W        stereo centre mask weight, 0-1             [0]\n"
-            "      --block S         segment length, seconds, 0 (whole song) or 10-3600 [30]\n"
+            "      --block S         segment length, seconds, 0 (whole song) or 10-3600 [40]\n"
             "MDX-Net (UVR settings; a model in UVR's table gets its own by default):\n"
             "      --n-fft N         STFT size, 256-32768                       [6144]\n"
             "      --dim-t N         frames per chunk, multiple of 32, 32-4096  [the model's]\n"

@@ -19,7 +19,7 @@ void hafm_repet_defaults(hafm_repet_params *p) {
     p->window = 0;
     p->hop = 0;
     p->centre = 0.0;
-    p->block = 30.0;
+    p->block = 40.0;
 }
 
 /* Greedy argmax with exclusion zones [c - min_dist, c + min_dist]; block maxima keep each pick

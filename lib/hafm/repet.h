@@ -39,7 +39,7 @@ typedef struct {
     int window;              /* STFT window in samples; 0 = automatic         [0] */
     int hop;                 /* 0 = window / 4                                [0] */
     double centre;           /* stereo centre mask weight in [0, 1]           [0] */
-    double block;            /* hafm_repet_stream segment, seconds; 0 = whole song [30] */
+    double block;            /* hafm_repet_stream segment, seconds; 0 = whole song [40] */
 } hafm_repet_params;
 
 void hafm_repet_defaults(hafm_repet_params *p);

@@ -127,7 +127,7 @@ static void test_stream_short_is_whole_song(void **state) {
     assert_memory_equal(c.v, wv, (size_t)n * 2 * sizeof(float));
     assert_int_equal(hafm_repet_stream_finish(st), -1);   /* no samples */
     hafm_repet_stream_free(st);
-    printf("OK (repet stream, 20 s < 30 s block) identical to whole-song: max_diff=0\n");
+    printf("OK (repet stream, 20 s < 40 s block) identical to whole-song: max_diff=0\n");
     free(v); free(a); free(mix); free(wv); free(wa);
 }
 
