@@ -25,6 +25,9 @@
  * segment is never shorter than overlap + hop/2, and a song of up to block + hop/2 seconds is
  * one segment: exactly hafm_repet_sim's result. Memory: one segment's working set plus
  * block + hop/2 seconds of input, whatever the song's length; output leaves per segment.
+ * Measured on the synthetic stems of the tests (3 min, 44.1 kHz stereo): vocal SI-SDR 15.49 dB
+ * whole-song, 15.53 dB with 40 s segments (22.1 dB SI-SDR between the two vocals), 14.60 dB with
+ * 20 s; vsep on 10 min of stereo: peak RSS 181 MB with 40 s segments, 2.3 GB whole-song.
  */
 #ifndef HAFM_REPET_H
 #define HAFM_REPET_H
