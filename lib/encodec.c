@@ -603,7 +603,7 @@ static void run_conv(const hafm_encodec_conv *cv, rowbuf *out, const float *inp,
 {
     int64_t nf = conv1d_out_len(Lp, cv->k, cv->stride, cv->dilation);
     if (nf <= 0) return;
-    size_t sf = conv1d_scratch_floats(Lp, cv->cin, cv->k, cv->stride, cv->dilation);
+    size_t sf = conv1d_scratch_floats(Lp, cv->cin, cv->cout, cv->k, cv->stride, cv->dilation);
     scratch->C = 1;
     rb_reserve(scratch, (int64_t)sf);
     rb_reserve(out, out->n + nf);
@@ -726,9 +726,11 @@ static void resblk_push(resblk *r, const float *x, int64_t n, int final, rowbuf 
         elu_forward(r->t2.p, r->t2.p, (size_t)na * hid);
         rb_reserve(out, out->n + na);
         float *y = out->p + out->n * dim;
-        conv1d_forward(y, r->t2.p, rb->conv_b.w, rb->bias_sum, NULL, na, hid, dim, 1, 1, 1);
+        scratch->C = 1;
+        rb_reserve(scratch, (int64_t)dim * dim + (int64_t)conv1d_scratch_floats(na, hid, dim, 1, 1, 1));
+        conv1d_forward(y, r->t2.p, rb->conv_b.w, rb->bias_sum, scratch->p, na, hid, dim, 1, 1, 1);
         if (rb->shortcut.w)
-            hafm_sgemm(0, 1, (int)na, dim, dim, 1.0f, r->xq.p, dim, rb->shortcut.w, dim, 1.0f, y, dim);
+            conv1d_accumulate_1x1(y, r->xq.p, rb->shortcut.w, scratch->p, na, dim, dim);
         else
             for (int64_t i = 0; i < na * dim; i++) y[i] += r->xq.p[i];
         out->n += na;
