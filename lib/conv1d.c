@@ -51,18 +51,17 @@ int64_t conv1d_out_len(int64_t Lp, int K, int stride, int dilation)
 #define HAVE_AVX2_FMA 1
 #endif
 
-/* out[t, 0:N] (+)= sum_j A[t*lda + j] * Bt[j, 0:N], t < M, j < J; Bt [J, N]; out row stride ldo.
- * accumulate 0: out starts from bias (or 0). */
-static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt,
-                        const float *bias, int64_t M, int J, int N, int accumulate)
+/* Rows t0 .. t1-1 of window_gemm. */
+static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt,
+                        const float *bias, int64_t t0, int64_t t1, int J, int N, int accumulate)
 {
     int n0 = 0;
 #ifdef HAVE_AVX2_FMA
     for (; n0 + 16 <= N; n0 += 16) {
         __m256 b0init = _mm256_setzero_ps(), b1init = _mm256_setzero_ps();
         if (bias && !accumulate) { b0init = _mm256_loadu_ps(bias + n0); b1init = _mm256_loadu_ps(bias + n0 + 8); }
-        int64_t t = 0;
-        for (; t + 4 <= M; t += 4) {
+        int64_t t = t0;
+        for (; t + 4 <= t1; t += 4) {
             const float *a0 = A + t * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
             float *o = out + t * ldo + n0;
             __m256 c00, c01, c10, c11, c20, c21, c30, c31;
@@ -92,7 +91,7 @@ static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, co
             _mm256_storeu_ps(o + 2 * ldo, c20); _mm256_storeu_ps(o + 2 * ldo + 8, c21);
             _mm256_storeu_ps(o + 3 * ldo, c30); _mm256_storeu_ps(o + 3 * ldo + 8, c31);
         }
-        for (; t < M; t++) {
+        for (; t < t1; t++) {
             const float *a0 = A + t * lda;
             float *o = out + t * ldo + n0;
             __m256 c00 = accumulate ? _mm256_loadu_ps(o) : b0init, c01 = accumulate ? _mm256_loadu_ps(o + 8) : b1init;
@@ -105,15 +104,47 @@ static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, co
             _mm256_storeu_ps(o, c00); _mm256_storeu_ps(o + 8, c01);
         }
     }
+    if (N - n0 < 8 && (J & 7) == 0) {
+        /* a few output channels (the decoder's last layer): vector dot products over the
+         * window, Bt read as columns */
+        for (int n = n0; n < N; n++)
+            for (int64_t t = t0; t < t1; t++) {
+                const float *a = A + t * lda;
+                __m256 acc = _mm256_setzero_ps();
+                for (int j = 0; j < J; j += 8) {
+                    __m256 w = _mm256_set_ps(Bt[(size_t)(j + 7) * N + n], Bt[(size_t)(j + 6) * N + n],
+                                             Bt[(size_t)(j + 5) * N + n], Bt[(size_t)(j + 4) * N + n],
+                                             Bt[(size_t)(j + 3) * N + n], Bt[(size_t)(j + 2) * N + n],
+                                             Bt[(size_t)(j + 1) * N + n], Bt[(size_t)j * N + n]);
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), w, acc);
+                }
+                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+                float init = accumulate ? out[t * ldo + n] : bias ? bias[n] : 0.0f;
+                out[t * ldo + n] = init + _mm_cvtss_f32(s4);
+            }
+        return;
+    }
 #endif
     /* remaining channels: the same per-output order, one fused multiply-add per step */
     for (int n = n0; n < N; n++)
-        for (int64_t t = 0; t < M; t++) {
+        for (int64_t t = t0; t < t1; t++) {
             const float *a = A + t * lda;
             float acc = accumulate ? out[t * ldo + n] : bias ? bias[n] : 0.0f;
             for (int j = 0; j < J; j++) acc = fmaf(a[j], Bt[(size_t)j * N + n], acc);
             out[t * ldo + n] = acc;
         }
+}
+
+/* out[t, 0:N] (+)= sum_j A[t*lda + j] * Bt[j, 0:N], t < M, j < J; Bt [J, N]; out row stride ldo.
+ * accumulate 0: out starts from bias (or 0). Serial on purpose: the BLAS thread pool is the
+ * model's only pool, because a second (OpenMP) pool spinning beside it made two threads slower
+ * than one on a busy machine. */
+static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt,
+                        const float *bias, int64_t M, int J, int N, int accumulate)
+{
+    window_rows(out, ldo, A, lda, Bt, bias, 0, M, J, N, accumulate);
 }
 
 /* Which layers take the window kernel: few output channels (BLAS does poorly there), and a
@@ -220,11 +251,13 @@ void elu_forward(float *out, const float *inp, size_t n)
     size_t i = 0;
 #ifdef HAFM_HAVE_EXP8
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i);
+    size_t n8 = n & ~(size_t)7;
+    for (size_t k = 0; k < n8; k += 8) {
+        __m256 x = _mm256_loadu_ps(inp + k);
         __m256 e = _mm256_sub_ps(hafm_exp8(_mm256_min_ps(x, zero)), one);
-        _mm256_storeu_ps(out + i, _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ)));
+        _mm256_storeu_ps(out + k, _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ)));
     }
+    i = n8;
 #endif
     for (; i < n; i++) {
         float x = inp[i];
