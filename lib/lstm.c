@@ -61,7 +61,21 @@ void lstm_layer_forward(float *out, float *gates, float *h, float *c, const floa
     for (int64_t t = 0; t < T; t++) {
         float *gt = gates + t * G;
         matvec_add(gt, w_hh, h, G, H);
-        for (int u = 0; u < H; u++) {
+        int u = 0;
+#ifdef HAFM_HAVE_EXP8
+        const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+        for (; u + 8 <= H; u += 8) {
+            __m256 ig = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + u)))));
+            __m256 fg = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + H + u)))));
+            __m256 gg = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_loadu_ps(gt + 2 * H + u))))), one);
+            __m256 og = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + 3 * H + u)))));
+            __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + u), _mm256_mul_ps(ig, gg));
+            _mm256_storeu_ps(c + u, cn);
+            __m256 tc = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), cn)))), one);
+            _mm256_storeu_ps(h + u, _mm256_mul_ps(og, tc));
+        }
+#endif
+        for (; u < H; u++) {
             float ig = hafm_sigmoidf(gt[u]);
             float fg = hafm_sigmoidf(gt[H + u]);
             float gg = hafm_tanhf(gt[2 * H + u]);
