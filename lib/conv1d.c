@@ -52,7 +52,7 @@ int64_t conv1d_out_len(int64_t Lp, int K, int stride, int dilation)
 #endif
 
 /* Rows t0 .. t1-1 of window_gemm. */
-static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt,
+static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt, const float *W,
                         const float *bias, int64_t t0, int64_t t1, int J, int N, int accumulate)
 {
     int n0 = 0;
@@ -105,19 +105,14 @@ static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, co
         }
     }
     if (N - n0 < 8 && (J & 7) == 0) {
-        /* a few output channels (the decoder's last layer): vector dot products over the
-         * window, Bt read as columns */
+        /* a few output channels (the decoder's last layer): vector dot products of the window
+         * with the weight rows W [N, J] */
         for (int n = n0; n < N; n++)
             for (int64_t t = t0; t < t1; t++) {
-                const float *a = A + t * lda;
+                const float *a = A + t * lda, *w = W + (size_t)n * J;
                 __m256 acc = _mm256_setzero_ps();
-                for (int j = 0; j < J; j += 8) {
-                    __m256 w = _mm256_set_ps(Bt[(size_t)(j + 7) * N + n], Bt[(size_t)(j + 6) * N + n],
-                                             Bt[(size_t)(j + 5) * N + n], Bt[(size_t)(j + 4) * N + n],
-                                             Bt[(size_t)(j + 3) * N + n], Bt[(size_t)(j + 2) * N + n],
-                                             Bt[(size_t)(j + 1) * N + n], Bt[(size_t)j * N + n]);
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), w, acc);
-                }
+                for (int j = 0; j < J; j += 8)
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(w + j), acc);
                 __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
                 s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
                 s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
@@ -137,14 +132,15 @@ static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, co
         }
 }
 
-/* out[t, 0:N] (+)= sum_j A[t*lda + j] * Bt[j, 0:N], t < M, j < J; Bt [J, N]; out row stride ldo.
+/* out[t, 0:N] (+)= sum_j A[t*lda + j] * Bt[j, 0:N], t < M, j < J; Bt [J, N] (W [N, J] is the same
+ * weight untransposed); out row stride ldo.
  * accumulate 0: out starts from bias (or 0). Serial on purpose: the BLAS thread pool is the
  * model's only pool, because a second (OpenMP) pool spinning beside it made two threads slower
  * than one on a busy machine. */
-static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt,
+static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt, const float *W,
                         const float *bias, int64_t M, int J, int N, int accumulate)
 {
-    window_rows(out, ldo, A, lda, Bt, bias, 0, M, J, N, accumulate);
+    window_rows(out, ldo, A, lda, Bt, W, bias, 0, M, J, N, accumulate);
 }
 
 /* Which layers take the window kernel: few output channels (BLAS does poorly there), and a
@@ -184,7 +180,7 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
         int J = K * Cin;
         for (int j = 0; j < J; j++)
             for (int o = 0; o < Cout; o++) scratch[(size_t)j * Cout + o] = weight[(size_t)o * J + j];
-        window_gemm(out, Cout, inp, (int64_t)stride * Cin, scratch, bias, Lout, J, Cout, 0);
+        window_gemm(out, Cout, inp, (int64_t)stride * Cin, scratch, weight, bias, Lout, J, Cout, 0);
         return;
     }
     float beta = 0.0f;
@@ -222,7 +218,7 @@ void conv1d_accumulate_1x1(float *out, const float *inp, const float *weight, fl
     if (use_window(Cin, Cout, 1, 1)) {
         for (int j = 0; j < Cin; j++)
             for (int o = 0; o < Cout; o++) scratch[(size_t)j * Cout + o] = weight[(size_t)o * Cin + j];
-        window_gemm(out, Cout, inp, Cin, scratch, NULL, L, Cin, Cout, 1);
+        window_gemm(out, Cout, inp, Cin, scratch, weight, NULL, L, Cin, Cout, 1);
         return;
     }
     hafm_sgemm(0, 1, (int)L, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
