@@ -570,7 +570,7 @@ static void rb_append(rowbuf *b, const float *x, int64_t n)
 
 static void rb_consume(rowbuf *b, int64_t n)
 {
-    memmove(b->p, b->p + n * b->C, (size_t)(b->n - n) * b->C * sizeof(float));
+    if (b->n > n) memmove(b->p, b->p + n * b->C, (size_t)(b->n - n) * b->C * sizeof(float));
     b->n -= n;
 }
 
@@ -804,6 +804,8 @@ static hafm_encodec_stream *stream_new(const hafm_encodec *m, int decoder)
     s->lstm_scratch.C = 1;
     s->scratch.C = 1;
     s->inq.C = decoder ? c->dimension : c->channels;
+    s->outq.C = decoder ? c->channels : c->dimension;
+    rb_reserve(&s->outq, 1);   /* a push's output pointer is valid even when it has no rows */
     s->block = decoder ? HAFM_ENCODEC_BLOCK_FRAMES : (int64_t)HAFM_ENCODEC_BLOCK_FRAMES * c->hop;
     return s;
 }
