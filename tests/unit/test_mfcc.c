@@ -1,0 +1,133 @@
+/* test_mfcc.c - MFCC / log-mel features against a float64 NumPy reference
+ * (tests/ref/mfcc_ref.py), frame alignment with HuBERT, edge cases. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hafm.h"
+#include "hafm/mfcc.h"
+
+static void *read_data(const char *rel, size_t *nbytes)
+{
+    char path[1024];
+    const char *data = getenv("HAFM_DATA") ? getenv("HAFM_DATA") : "tests/data";
+    snprintf(path, sizeof path, "%s/hubert/%s", data, rel);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("%s: cannot open", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    void *buf = malloc(n);
+    assert_int_equal(fread(buf, 1, n, fp), (size_t)n);
+    fclose(fp);
+    *nbytes = n;
+    return buf;
+}
+
+/* Max |diff| relative to the reference's largest magnitude: float32 spectra and logs carry
+ * about 1e-6 relative error; the features span up to ~100 (c0) and ~3 (after CMVN). */
+static void compare(const char *input, const char *suffix, hafm_feat_kind kind, hafm_cmvn cmvn)
+{
+    char rel[256];
+    size_t nb, rb;
+    snprintf(rel, sizeof rel, "inputs/%s.f32", input);
+    float *wav = read_data(rel, &nb);
+    int64_t n = nb / 4, T;
+    hafm_mfcc_config c;
+    hafm_mfcc_config_default(&c, kind);
+    c.cmvn = cmvn;
+    hafm_mfcc *m = hafm_mfcc_new(&c);
+    assert_non_null(m);
+    float *f = hafm_mfcc_compute(m, wav, n, &T);
+    assert_non_null(f);
+    int dim = hafm_mfcc_dim(&c);
+    assert_int_equal(T, (n - 400) / 320 + 1);
+    snprintf(rel, sizeof rel, "mfcc/%s_%s.f32", input, suffix);
+    float *ref = read_data(rel, &rb);
+    assert_int_equal(rb, (size_t)T * dim * 4);
+    double md = 0, scale = 0;
+    for (int64_t i = 0; i < T * dim; i++) {
+        md = fmax(md, fabs(f[i] - ref[i]));
+        scale = fmax(scale, fabs(ref[i]));
+    }
+    int ok = md <= 1e-5 * scale;
+    printf("# %s (%s %s, [%lld, %d]) max_diff=%.3g (max|ref| %.3g)\n", ok ? "OK" : "FAIL", input, suffix,
+           (long long)T, dim, md, scale);
+    assert_true(ok);
+    free(wav), free(f), free(ref);
+    hafm_mfcc_free(m);
+}
+
+static void test_mfcc_reference(void **state)
+{
+    (void)state;
+    compare("synth_1s", "mfcc", HAFM_FEAT_MFCC, HAFM_CMVN_NONE);
+    compare("real_2s", "mfcc", HAFM_FEAT_MFCC, HAFM_CMVN_NONE);
+    compare("synth_1s", "mfcc_cmvn", HAFM_FEAT_MFCC, HAFM_CMVN_MEANVAR);
+    compare("real_2s", "mfcc_cmvn", HAFM_FEAT_MFCC, HAFM_CMVN_MEANVAR);
+    compare("synth_1s", "logmel", HAFM_FEAT_LOGMEL, HAFM_CMVN_NONE);
+    compare("real_2s", "logmel", HAFM_FEAT_LOGMEL, HAFM_CMVN_NONE);
+}
+
+/* A 1 kHz tone: the log-mel maximum sits in the filter whose centre is nearest 1 kHz. */
+static void test_tone_band(void **state)
+{
+    (void)state;
+    int64_t n = 16000, T;
+    float *wav = malloc(n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) wav[i] = 0.5f * sinf(2 * (float)M_PI * 1000.0f * i / 16000);
+    hafm_mfcc_config c;
+    hafm_mfcc_config_default(&c, HAFM_FEAT_LOGMEL);
+    c.cmvn = HAFM_CMVN_NONE;
+    hafm_mfcc *m = hafm_mfcc_new(&c);
+    float *f = hafm_mfcc_compute(m, wav, n, &T);
+    int best = 0;
+    for (int j = 1; j < 80; j++)
+        if (f[10 * 80 + j] > f[10 * 80 + best]) best = j;
+    double lo = 1127.0 * log1p(20.0 / 700), hi = 1127.0 * log1p(7600.0 / 700);
+    double center = 700.0 * (exp((lo + (hi - lo) * (best + 1) / 81) / 1127.0) - 1);
+    double step = 700.0 * (exp((lo + (hi - lo) * (best + 2) / 81) / 1127.0) - 1) - center;
+    printf("# OK (1 kHz tone peaks in mel band %d, centre %.0f Hz, spacing %.0f Hz)\n", best, center, step);
+    assert_true(fabs(center - 1000.0) <= step);
+    free(wav), free(f);
+    hafm_mfcc_free(m);
+}
+
+static void test_edges(void **state)
+{
+    (void)state;
+    hafm_mfcc_config c;
+    hafm_mfcc_config_default(&c, HAFM_FEAT_MFCC);
+    assert_int_equal(hafm_mfcc_dim(&c), 39);
+    hafm_mfcc *m = hafm_mfcc_new(&c);
+    float zeros[800] = {0};
+    int64_t T;
+    assert_null(hafm_mfcc_compute(m, zeros, 399, &T));
+    assert_non_null(strstr(hafm_last_error(), "too short"));
+    /* digital silence: finite features (log floor), CMVN leaves constant dimensions at 0 */
+    float *f = hafm_mfcc_compute(m, zeros, 800, &T);
+    assert_non_null(f);
+    assert_int_equal(T, 2);
+    for (int i = 0; i < 2 * 39; i++) assert_true(f[i] == 0.0f);
+    free(f);
+    hafm_mfcc_free(m);
+    c.fmax = 9000;   /* above Nyquist */
+    assert_null(hafm_mfcc_new(&c));
+    printf("# OK (too short, silence, bad config)\n");
+}
+
+int main(void)
+{
+    hafm_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mfcc_reference),
+        cmocka_unit_test(test_tone_band),
+        cmocka_unit_test(test_edges),
+    };
+    return cmocka_run_group_tests_name("mfcc", tests, NULL, NULL);
+}
