@@ -333,8 +333,7 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
 
 void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
                                    const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
-{   /* k [B, H, hd, max_len] (transposed: a decode step's scores vectorise over the keys, with no
-     * horizontal sums), v [B, H, max_len, hd] */
+{   /* k, v [B, H, max_len, hd]: each head's keys contiguous, so a decode step streams them */
     int hd = d / H, Lk = pos0 + T;
     if (T >= ATT_GEMM_MIN_T) {
         /* prefill chunks: widen the visible keys and values once, then the sgemm path */
@@ -342,16 +341,14 @@ void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k
         float *vf = hafm_aligned_alloc((size_t)B * Lk * d * sizeof(float));
 #pragma omp parallel for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                const uint16_t *kb = k + ((size_t)b * H + h) * hd * max_len, *vb = v + ((size_t)b * H + h) * max_len * hd;
+            for (int h = 0; h < H; h++)
                 for (int r = 0; r < Lk; r++) {
-                    size_t dst = ((size_t)b * Lk + r) * d + h * hd;
+                    size_t src = (((size_t)b * H + h) * max_len + r) * hd, dst = ((size_t)b * Lk + r) * d + h * hd;
                     for (int i = 0; i < hd; i++) {
-                        kf[dst + i] = bf16f(kb[(size_t)i * max_len + r]);
-                        vf[dst + i] = bf16f(vb[(size_t)r * hd + i]);
+                        kf[dst + i] = bf16f(k[src + i]);
+                        vf[dst + i] = bf16f(v[src + i]);
                     }
                 }
-            }
         hafm_attention_forward(out, NULL, q, kf, vf, d, d, (int64_t)Lk * d, (int64_t)Lk * d, rel_bias, buckets, B, T, pos0, d, H);
         free(kf);
         free(vf);
@@ -364,28 +361,25 @@ void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
-                float *restrict s = scr + (size_t)omp_get_thread_num() * Lk;
+                float *s = scr + (size_t)omp_get_thread_num() * Lk;
                 const float *qi = q + ((size_t)b * T + t) * d + h * hd;
-                const uint16_t *kb = k + ((size_t)b * H + h) * hd * max_len, *vb = v + ((size_t)b * H + h) * max_len * hd;
-                int n = pos0 + t + 1;
-                for (int j = 0; j < n; j++) s[j] = 0.0f;
-                for (int i = 0; i < hd; i++) {
-                    const uint16_t *restrict ki = kb + (size_t)i * max_len;
-                    float qs = qi[i] * scale;
-#pragma omp simd
-                    for (int j = 0; j < n; j++) s[j] += qs * bf16f(ki[j]);
-                }
+                const uint16_t *kb = k + ((size_t)b * H + h) * max_len * hd, *vb = v + ((size_t)b * H + h) * max_len * hd;
+                int pi = pos0 + t;
                 float mx = -INFINITY;
-                for (int j = 0; j < n; j++) {
-                    s[j] += rel_bias[buckets[n - 1 - j] * H + h];
+                for (int j = 0; j <= pi; j++) {
+                    const uint16_t *kj = kb + (size_t)j * hd;
+                    float a = 0.0f;
+#pragma omp simd reduction(+:a)
+                    for (int i = 0; i < hd; i++) a += qi[i] * bf16f(kj[i]);
+                    s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
                     if (s[j] > mx) mx = s[j];
                 }
                 float sum = 0.0f;
-                for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
                 float inv = 1.0f / sum;
                 float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
                 for (int i = 0; i < hd; i++) o[i] = 0.0f;
-                for (int j = 0; j < n; j++) {
+                for (int j = 0; j <= pi; j++) {
                     const uint16_t *restrict vj = vb + (size_t)j * hd;
                     float p = s[j] * inv;
 #pragma omp simd

@@ -363,10 +363,10 @@ int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *toke
                     for (int i = 0; i < nc; i++) {
                         const float *kr = k->kn + ((size_t)b * nc + i) * d, *vr = k->qkv + ((size_t)b * nc + i) * 3 * d + 2 * d;
                         for (int h = 0; h < H; h++) {
-                            size_t head = lo + ((size_t)b * H + h) * k->max_len * hd;
+                            size_t row = lo + (((size_t)b * H + h) * k->max_len + pos0 + i) * hd;
                             for (int j = 0; j < hd; j++) {
-                                k->Kh[head + (size_t)j * k->max_len + pos0 + i] = hafm_f32_to_bf16(kr[h * hd + j]);
-                                k->Vh[head + (size_t)(pos0 + i) * hd + j] = hafm_f32_to_bf16(vr[h * hd + j]);
+                                k->Kh[row + j] = hafm_f32_to_bf16(kr[h * hd + j]);
+                                k->Vh[row + j] = hafm_f32_to_bf16(vr[h * hd + j]);
                             }
                         }
                     }

@@ -165,8 +165,8 @@ void hafm_qknorm_forward(float *out, float *rstd, const float *inp, int ld_in, c
                          int N, int d, int H, float eps);
 void hafm_qknorm_backward(float *dinp, int ld_in, float *dweight, const float *dout, const float *inp,
                           const float *weight, const float *rstd, int N, int d, int H);
-/* hafm_attention_forward with keys and values stored as bf16 for decoding from a bf16 KV cache:
- * keys transposed per head [B, H, hd, max_len], values [B, H, max_len, hd]. */
+/* hafm_attention_forward with keys and values stored as bf16, head-major [B, H, max_len, hd],
+ * for decoding from a bf16 KV cache. */
 void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
                                    const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H);
 /* y[M, OUT] = x[M, IN] W^T + b with W stored as bf16, reading W once for all M rows. */
