@@ -333,7 +333,9 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
 
 void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
                                    const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
-{   /* k, v [B, H, max_len, hd]: each head's keys contiguous, so a decode step streams them */
+{   /* k, v [B, H, max_len, hd]: each head's keys contiguous, so a decode step streams them. (Keys
+     * transposed per head, scores vectorised over the keys, measured slower: 27 against 41
+     * tokens per CPU-second for stage 3 at a 3001-token context.) */
     int hd = d / H, Lk = pos0 + T;
     if (T >= ATT_GEMM_MIN_T) {
         /* prefill chunks: widen the visible keys and values once, then the sgemm path */
