@@ -12,6 +12,34 @@
 #include <string.h>
 #include <omp.h>
 
+/* dst[c] += sum over rows n (in order) of src[n * ld + c] * (scale ? scale[n] : 1) * (mul ? mul[n * ld_mul + c] : 1).
+ * Threads own column ranges and walk the rows contiguously: weight-gradient reductions read
+ * their [N, C] inputs once, in memory order, and each column's sum keeps the row order. */
+void hafm_colsum_add(float *dst, const float *src, int ld, const float *mul, int ld_mul, const float *scale, int N, int C)
+{
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int c0 = (int)((int64_t)C * t / nt), c1 = (int)((int64_t)C * (t + 1) / nt), w = c1 - c0;
+        if (w > 0) {
+            float *acc = calloc((size_t)w, sizeof(float));
+            if (!acc) hafm_die("out of memory");
+            for (int n = 0; n < N; n++) {
+                const float *row = src + (size_t)n * ld + c0;
+                if (mul) {
+                    const float *mrow = mul + (size_t)n * ld_mul + c0;
+                    float sc = scale ? scale[n] : 1.0f;
+                    for (int c = 0; c < w; c++) acc[c] += row[c] * mrow[c] * sc;
+                } else {
+                    for (int c = 0; c < w; c++) acc[c] += row[c];
+                }
+            }
+            for (int c = 0; c < w; c++) dst[c0 + c] += acc[c];
+            free(acc);
+        }
+    }
+}
+
 /* ---- RMSNorm ---------------------------------------------------------------------------------- */
 void hafm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps)
 {   /* out, inp [N,C]; rstd [N] (may be NULL) */
@@ -39,12 +67,7 @@ void hafm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const
         float k = dot * r * r * r / C;
         for (int i = 0; i < C; i++) dx[i] += dy[i] * weight[i] * r - x[i] * k;
     }
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < C; i++) {
-        float acc = 0.0f;
-        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
-        dweight[i] += acc;
-    }
+    hafm_colsum_add(dweight, dout, C, inp, C, rstd, N, C);
 }
 
 /* ---- QK-norm: RMSNorm over each head's hd elements, one scale [hd] shared by the heads ------- */
@@ -134,14 +157,7 @@ void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float
 {   /* dinp [N,IN] overwritten (if not NULL), dweight [OUT,IN] +=, dbias [OUT] += */
     if (dinp) hafm_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
     hafm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
-    if (dbias) {
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < OUT; o++) {
-            float acc = 0.0f;
-            for (int n = 0; n < N; n++) acc += dout[(size_t)n * OUT + o];
-            dbias[o] += acc;
-        }
-    }
+    if (dbias) hafm_colsum_add(dbias, dout, OUT, NULL, 0, NULL, N, OUT);
 }
 
 /* Decode-time products: a handful of rows against a large weight, which is memory bound, so each

@@ -217,13 +217,7 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
             const float *dl = a->dlogits + ((size_t)b * nt + q) * V;
             hafm_sgemm(0, 0, Ft, d, V, 1.0f, dl, Q * V, m->w.head_w[q], d, 0.0f, a->dln + row0 * d, Q * d);
             hafm_sgemm(1, 0, V, d, Ft, 1.0f, dl, Q * V, a->lnf + row0 * d, Q * d, 1.0f, g.head_w[q], d);
-            float *db = g.head_b[q];
-#pragma omp parallel for schedule(static)
-            for (int j = 0; j < V; j++) {
-                float acc = 0.0f;
-                for (int t = 0; t < Ft; t++) acc += dl[(size_t)t * Q * V + j];
-                db[j] += acc;
-            }
+            hafm_colsum_add(g.head_b[q], dl, Q * V, NULL, 0, NULL, Ft, V);
         }
     memset(a->dres, 0, Nd * sizeof(float));
     hafm_rmsnorm_backward(a->dres, g.out_norm, a->dln, a->x + (size_t)a->nl * Nd, m->w.out_norm, a->rstdf, N, d);

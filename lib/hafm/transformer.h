@@ -145,6 +145,8 @@ void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N
 void hafm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IN, int OUT);
 void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int IN, int OUT);
+/* dst[c] += sum_n src[n ld + c] (x mul[n ld_mul + c] x scale[n] when given), rows in order. */
+void hafm_colsum_add(float *dst, const float *src, int ld, const float *mul, int ld_mul, const float *scale, int N, int C);
 /* T5 causal bucket of a distance n >= 0. */
 int hafm_rel_bucket(int n, int buckets, int max_distance);
 /* Causal attention with T5 bias: q [B,T,d] holds positions pos0..pos0+T-1 of each sequence;
