@@ -603,6 +603,16 @@ static void test_discriminator_grad(void **state)
     memcpy(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
     assert_true(gradcheck(disc_disc_loss, &c, ct_msstftd_params(d), grads, ct_msstftd_nparams(d), 150, 1e-3f,
                           "msstftd hinge params") < GRAD_TOL);
+    /* the discriminator step on the generator pass's kept activations is the same computation */
+    ct_msstftd_gen_loss(d, &adv, &feat, NULL, 1.0f, NULL, 1.0f, c.y, c.x, 2, 160);
+    memset(ct_msstftd_grads(d), 0, sizeof(float) * ct_msstftd_nparams(d));
+    double kept = ct_msstftd_disc_loss_kept(d, 1.0f);
+    assert_memory_equal(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
+    memset(ct_msstftd_grads(d), 0, sizeof(float) * ct_msstftd_nparams(d));
+    double fresh = ct_msstftd_disc_loss(d, 1.0f, c.y, c.x, 2, 160);
+    assert_float_equal(kept, fresh, 0);
+    assert_memory_equal(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
+    assert_float_equal(ct_msstftd_disc_loss_kept(d, 1.0f), 0.0, 0);   /* released after use */
     free(grads); free(dadv); free(dfeat); free(c.y); free(c.x);
     ct_msstftd_free(d);
 }
