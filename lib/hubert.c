@@ -740,14 +740,21 @@ static void conv_forward(int threads, float *y, const float *x, const conv_layer
     }
 }
 
-/* softmax over each row of x[N, C], in place. */
-static void softmax_rows(float *x, int64_t N, int C)
+/* exp(x - rowmax) over each row of x[N, C], in place, and inv[r] = 1 / (row sum): the
+ * normalisation is applied to the (narrower) attention output instead. Serial: it runs inside
+ * the per-head parallel loop. */
+static void softmax_rows_unnormalized(float *x, float *inv, int64_t N, int C)
 {
-    #pragma omp parallel for schedule(static) if (N * C > 16384)
     for (int64_t r = 0; r < N; r++) {
         float *row = x + r * C;
-        float mx = row[0];
-        for (int c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
+        v8f mx8 = (v8f){0} + row[0];
+        for (int c = 0; c < C; c += 8) {
+            int len = C - c < 8 ? C - c : 8;
+            v8f v = len == 8 ? vload(row + c, 8) : vsel((v8i){0, 1, 2, 3, 4, 5, 6, 7} < len, vload(row + c, len), mx8);
+            mx8 = vsel(v > mx8, v, mx8);
+        }
+        float mx = mx8[0];
+        for (int j = 1; j < 8; j++) mx = mx8[j] > mx ? mx8[j] : mx;
         v8f sum = {0};
         for (int c = 0; c < C; c += 8) {
             int len = C - c < 8 ? C - c : 8;
@@ -756,8 +763,7 @@ static void softmax_rows(float *x, int64_t N, int C)
             vstore(row + c, e, len);
             sum += e;
         }
-        float inv = 1.0f / (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
-        for (int c = 0; c < C; c++) row[c] *= inv;
+        inv[r] = 1.0f / (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
     }
 }
 
@@ -937,15 +943,17 @@ static void attention(const hafm_hubert *m, run_state *s, const enc_layer *L, co
     int D = c->hidden, H = c->heads, hd = D / H;
     linear_forward(s->threads, s->qkv, y, L->qkv_w, L->qkv_b, T, D, 3 * D);
     float scale = 1.0f / sqrtf((float)hd);
-    /* heads in parallel, each thread with its own [T, T] scores */
+    /* heads in parallel, each thread with its own [T, T] scores and [T] row normalisers */
     #pragma omp parallel for schedule(dynamic) num_threads(s->threads)
     for (int h = 0; h < H; h++) {
-        float *scores = s->scores + (int64_t)omp_get_thread_num() * T * T;
+        float *scores = s->scores + (int64_t)omp_get_thread_num() * (T * T + T), *inv = scores + T * T;
         hafm_sgemm(0, 1, (int)T, (int)T, hd, scale, s->qkv + h * hd, 3 * D, s->qkv + D + h * hd, 3 * D,
                    0.0f, scores, (int)T);
-        softmax_rows(scores, T, (int)T);
+        softmax_rows_unnormalized(scores, inv, T, (int)T);
         hafm_sgemm(0, 0, (int)T, hd, (int)T, 1.0f, scores, (int)T, s->qkv + 2 * D + h * hd, 3 * D, 0.0f,
                    s->ctx + h * hd, D);
+        for (int64_t r = 0; r < T; r++)
+            for (int j = 0; j < hd; j++) s->ctx[r * D + h * hd + j] *= inv[r];
     }
     linear_forward(s->threads, s->tmp, s->ctx, L->out_w, L->out_b, T, D, D);
 }
@@ -1067,7 +1075,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
     /* With the OpenBLAS backend, one OpenMP pool slices every product and BLAS runs
      * single-threaded meanwhile; other backends (cuBLAS) take whole products. */
     s.threads = strcmp(hafm_backend_name(), "openblas") == 0 ? hafm_get_threads() : 1;
-    s.scores = scratch(m, slot++, s.threads * W * W);
+    s.scores = scratch(m, slot++, s.threads * (W * W + W));
     s.col = scratch(m, slot++, s.threads * W * K * Dg);
 
     global_stats(m, &s);
