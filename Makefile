@@ -158,7 +158,9 @@ clean:
 	rm -rf build bin
 
 # ---- what CI runs (README's test command): release suite with fuzzing, sanitizer suite, valgrind
+# Warnings are errors here: the project builds with zero warnings, and CI keeps it so.
 check:
-	$(MAKE) test
-	$(MAKE) SANITIZE=1 test
+	$(MAKE) CFLAGS=-Werror all tests
+	$(MAKE) CFLAGS=-Werror test
+	$(MAKE) SANITIZE=1 CFLAGS=-Werror test
 	$(MAKE) valgrind

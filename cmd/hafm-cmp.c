@@ -70,13 +70,14 @@ int main(int argc, char **argv)
     if (!strcmp(pa, "-") && !strcmp(pb, "-")) hafm_usage_error("only one of A and B can be standard input");
     FILE *fa, *fb;
     hafm_reader *a = open_stream(pa, &fa), *b = open_stream(pb, &fb);
-    int rc = hafm_stream_cmp(a, b, strcmp(pa, "-") ? pa : "stdin", strcmp(pb, "-") ? pb : "stdin", &o);
+    const char *na = strcmp(pa, "-") ? pa : "stdin", *nb = strcmp(pb, "-") ? pb : "stdin";
+    int rc = hafm_stream_cmp(a, b, na, nb, &o);
     if (rc < 0) hafm_die_last();
     hafm_reader_close(a);
     hafm_reader_close(b);
     if (fa != stdin) fclose(fa);
     if (fb != stdin) fclose(fb);
-    if (rc > 0) fprintf(stderr, "%s: %s and %s differ: %s\n", hafm_progname, pa, pb, hafm_last_error());
+    if (rc > 0) fprintf(stderr, "%s: %s and %s differ: %s\n", hafm_progname, na, nb, hafm_last_error());
     if (hafm_close_stdout() != 0) hafm_die("write error:");
     return rc > 0 ? 1 : 0;
 }

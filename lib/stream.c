@@ -166,6 +166,8 @@ void hafm_track_init_audio(hafm_track *t, const char *name, hafm_dtype dtype, in
     t->channels = channels;
 }
 
+/* The dtype is the smallest that holds every token of the vocabulary (u8, i16, u16, i32):
+ * token streams are small, and the writer's i32 input converts to any of them. */
 void hafm_track_init_tokens(hafm_track *t, const char *name, int codebooks, int64_t vocab, double rate)
 {
     int64_t shape[1] = { codebooks };
@@ -265,6 +267,7 @@ void hafm_track_free(hafm_track *t)
     t->nparams = t->nattrs = 0;
 }
 
+/* dst is overwritten as if uninitialised: free it first if it owns strings. */
 void hafm_track_copy(hafm_track *dst, const hafm_track *src)
 {
     if (dst == src) return;

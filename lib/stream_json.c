@@ -495,7 +495,9 @@ int hafm_json_packer_line(hafm_json_packer *p, const char *line, size_t len)
         if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= 65535 && cJSON_IsString(dt)) {
             int i = (int)id->valuedouble;
             p->ids[i].used = 1;
-            p->ids[i].dtype = hafm_dtype_from_name(dt->valuestring);
+            hafm_dtype t = hafm_dtype_from_name(dt->valuestring);
+            /* the element types of streams only: safetensors' i64 and bool are not among them */
+            p->ids[i].dtype = t == HAFM_DT_I64 || t == HAFM_DT_BOOL ? HAFM_DT_INVALID : t;
             p->ids[i].elems = 1;
             if (cJSON_IsArray(shape))
                 for (const cJSON *c = shape->child; c; c = c->next)

@@ -1,7 +1,10 @@
 /* hafm/stream.h - reader and writer of hafm streams (formats/stream.md).
  *
- * Reading is event-driven over msgpack-c's streaming unpacker: memory is bounded by the largest
- * message, never by the stream. Writing packs straight into a FILE*.
+ * Reading is event-driven: a small scanner reads each message's MessagePack headers as the bytes
+ * arrive, so a message's length is known (and the 64 MiB limit enforced) before its payload is
+ * buffered; the complete message is then parsed by msgpack-c from that buffer. Memory is bounded by
+ * the largest message, never by the stream, and the exact input bytes are kept for byte-exact
+ * pass-through. Writing packs straight into a FILE*.
  *
  *   hafm_reader *r = hafm_reader_open(stdin);
  *   hafm_writer *w = hafm_writer_open(stdout, "mytool");

@@ -1147,6 +1147,33 @@ static void test_passthrough_without_raw(void **state)
     free(out.buf);
 }
 
+/* A tool answers as soon as a message is complete: with the writer still holding the pipe
+ * open, every message already sent is delivered (reading ahead would block until alarm()). */
+static void test_no_read_ahead(void **state)
+{
+    (void)state;
+    mk m;
+    mk_init(&m);
+    mk_prefix(&m);
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    assert_int_equal(write(fd[1], m.sb.data, m.sb.size), (ssize_t)m.sb.size);
+    FILE *fp = fdopen(fd[0], "rb");
+    hafm_reader *r = hafm_reader_open(fp, "pipe");
+    hafm_event ev;
+    alarm(10);
+    for (int i = 0; i < 4; i++) assert_int_equal(hafm_reader_next(r, &ev), 1);
+    alarm(0);
+    assert_int_equal(ev.type, HAFM_EV_DATA);
+    assert_int_equal(ev.frames, 2);
+    close(fd[1]);
+    assert_int_equal(hafm_reader_next(r, &ev), -1);
+    assert_non_null(strstr(hafm_last_error(), "truncated stream"));
+    hafm_reader_close(r);
+    fclose(fp);
+    msgpack_sbuffer_destroy(&m.sb);
+}
+
 static void test_track_helpers(void **state)
 {
     (void)state;
@@ -1201,6 +1228,7 @@ int main(void)
         cmocka_unit_test(test_writer_epipe),
         cmocka_unit_test(test_rename_keeps_keys),
         cmocka_unit_test(test_passthrough_without_raw),
+        cmocka_unit_test(test_no_read_ahead),
         cmocka_unit_test(test_track_helpers),
     };
     return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
