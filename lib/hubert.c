@@ -1100,6 +1100,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
     s.col = scratch(m, slot++, s.threads * W * K * Dg);
 
     global_stats(m, &s);
+    int blas_threads = openblas_get_num_threads();
     if (s.threads > 1) openblas_set_num_threads(1);
 
     int rc = 0;
@@ -1119,7 +1120,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
         rc = emit(ctx, out, keep_end - out, s.x + (out - a) * D);
         out = keep_end;
     }
-    if (s.threads > 1) openblas_set_num_threads(hafm_get_threads());
+    if (s.threads > 1) openblas_set_num_threads(blas_threads);
     return rc;
 }
 
