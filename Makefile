@@ -24,7 +24,7 @@ endif
 
 ifeq ($(SANITIZE),1)
 VARIANT := san
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -g -march=$(MARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=address,undefined
 else ifeq ($(CUDA),1)
 VARIANT := cuda
