@@ -118,12 +118,20 @@ int hafm_loudness(const hafm_audio *a, double *lufs)
 int hafm_mix_loudness(const hafm_audio *vocal, const hafm_audio *accomp, double balance_db, hafm_audio *out,
                       hafm_accompany_report *rep)
 {
-    hafm_audio mono = { 0 }, acc = { 0 };
-    if (hafm_audio_to_mono(accomp, &mono) < 0 || hafm_audio_resample(&mono, vocal->sample_rate, &acc) < 0) {
+    hafm_audio mono = { 0 }, res = { 0 };
+    if (hafm_audio_to_mono(accomp, &mono) < 0 || hafm_audio_resample(&mono, vocal->sample_rate, &res) < 0) {
         hafm_audio_free(&mono);
         return -1;
     }
     hafm_audio_free(&mono);
+    /* the accompaniment as it will sound in the mix: in every channel of the vocal, at its length
+     * (BS.1770 sums the channels' power, so its loudness depends on the channel count) */
+    int C = vocal->channels;
+    int64_t n = vocal->frames;
+    hafm_audio acc = { hafm_xcalloc((size_t)n * C, sizeof(float)), n, C, vocal->sample_rate };
+    for (int64_t t = 0; t < n && t < res.frames; t++)
+        for (int c = 0; c < C; c++) acc.data[t * C + c] = res.data[t];
+    hafm_audio_free(&res);
     double lv, la;
     if (hafm_loudness(vocal, &lv) < 0 || hafm_loudness(&acc, &la) < 0) {
         hafm_audio_free(&acc);
@@ -131,21 +139,15 @@ int hafm_mix_loudness(const hafm_audio *vocal, const hafm_audio *accomp, double 
     }
     /* gated loudness is -inf for silence: then there is nothing to match */
     double gain_db = isfinite(lv) && isfinite(la) ? lv - balance_db - la : 0.0;
-    double g = pow(10.0, gain_db / 20.0);
-    int C = vocal->channels;
-    int64_t n = vocal->frames;
+    float g = (float)pow(10.0, gain_db / 20.0);
     out->channels = C;
     out->sample_rate = vocal->sample_rate;
     out->frames = n;
     out->data = hafm_xmalloc((size_t)n * C * sizeof *out->data);
     double peak = 0;
-    for (int64_t t = 0; t < n; t++) {
-        float a = t < acc.frames ? (float)(g * acc.data[t]) : 0.0f;
-        for (int c = 0; c < C; c++) {
-            float v = vocal->data[t * C + c] + a;
-            out->data[t * C + c] = v;
-            if (fabs(v) > peak) peak = fabs(v);
-        }
+    for (int64_t i = 0; i < n * C; i++) {
+        out->data[i] = vocal->data[i] + g * acc.data[i];
+        if (fabs(out->data[i]) > peak) peak = fabs(out->data[i]);
     }
     hafm_audio_free(&acc);
     double limit = peak > 0.99 ? 0.99 / peak : 1.0;
