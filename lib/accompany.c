@@ -264,6 +264,14 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
     }
     double t0 = hafm_now();
     if (hafm_audio_read(w.path[HAFM_ACCOMPANY_STEPS], &acc) < 0) goto out;
+    /* the stages generate whole frames: give the accompaniment exactly the vocal's duration */
+    int64_t want = (int64_t)llround((double)vocal.frames * acc.sample_rate / vocal.sample_rate);
+    if (want != acc.frames) {
+        acc.data = hafm_xrealloc(acc.data, (size_t)(want > 0 ? want : 1) * acc.channels * sizeof *acc.data);
+        if (want > acc.frames)
+            memset(acc.data + acc.frames * acc.channels, 0, (size_t)(want - acc.frames) * acc.channels * sizeof *acc.data);
+        acc.frames = want;
+    }
     if (o->accomp_out && write_audio(o->accomp_out, &acc) < 0) goto out;
     if (o->mix_out) {
         if (hafm_mix_loudness(&vocal, &acc, o->balance_db, &mix, rep) < 0) goto out;

@@ -25,10 +25,10 @@ n=${#songs[@]}
 [ "$n" -ge 2 ] || { echo "eval.sh: need at least 2 test songs, have $n" >&2; exit 1; }
 echo "eval: $n test songs"
 
-timed() {   # name, command...: runs it, appends "name seconds" to times.tsv
-    local name=$1 t0 t1; shift
+timed() {   # name, output file, command...: runs it (stdout to the file), appends "name seconds" to times.tsv
+    local name=$1 out=$2 t0 t1; shift 2
     t0=$(date +%s.%N)
-    "$@"
+    "$@" > "$out"
     t1=$(date +%s.%N)
     awk -v n="$name" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%.3f\n", n, b - a }' | tee -a "$E/times.tsv"
 }
@@ -51,11 +51,11 @@ mkdir -p "$E/vocals"
 vocals=()
 for d in "${songs[@]}"; do ln -s "$d/vocal.wav" "$E/vocals/$(basename "$d").wav"; vocals+=("$E/vocals/$(basename "$d").wav"); done
 stage_opts=(-q -S "$SEED" -s "$CFG_SCALE" -T "$TEMPERATURE" -k "$TOP_K")
-timed hubert-tok "$BIN/hubert-tok" -F "$FEATURES" -c "$MODELS/centroids.safetensors" -o "$E/sem.hafm" "${vocals[@]}"
-timed hafm-stage1 sh -c '"$1"/hafm-stage1 -m "$2"/stage1.safetensors "${@:4}" "$3"/sem.hafm > "$3"/s1.hafm' _ "$BIN" "$MODELS" "$E" "${stage_opts[@]}"
-timed hafm-stage2 sh -c '"$1"/hafm-stage2 -m "$2"/stage2.safetensors "${@:4}" "$3"/s1.hafm > "$3"/s2.hafm' _ "$BIN" "$MODELS" "$E" "${stage_opts[@]}"
-timed hafm-stage3 sh -c '"$1"/hafm-stage3 -m "$2"/stage3.safetensors "${@:4}" "$3"/s2.hafm > "$3"/s3.hafm' _ "$BIN" "$MODELS" "$E" "${stage_opts[@]}"
-timed encodec-dec "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -o "$E/gen/%k.wav" "$E/s3.hafm"
+timed hubert-tok "$E/sem.hafm" "$BIN/hubert-tok" -F "$FEATURES" -c "$MODELS/centroids.safetensors" "${vocals[@]}"
+timed hafm-stage1 "$E/s1.hafm" "$BIN/hafm-stage1" -m "$MODELS/stage1.safetensors" "${stage_opts[@]}" "$E/sem.hafm"
+timed hafm-stage2 "$E/s2.hafm" "$BIN/hafm-stage2" -m "$MODELS/stage2.safetensors" "${stage_opts[@]}" "$E/s1.hafm"
+timed hafm-stage3 "$E/s3.hafm" "$BIN/hafm-stage3" -m "$MODELS/stage3.safetensors" "${stage_opts[@]}" "$E/s2.hafm"
+timed encodec-dec /dev/null "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -o "$E/gen/%k.wav" "$E/s3.hafm"
 "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -i accomp.coarse -o "$E/coarse/%k.wav" "$E/s2.hafm"
 
 # ---- harmonic and rhythmic fit ---------------------------------------------------------------
@@ -83,7 +83,7 @@ ls "$E"/gen/*.wav > "$E/generated.list"
 ls "$E"/coarse/*.wav > "$E/coarse.list"
 embed() {   # list, embedding, out.hafm
     case $2 in
-        encodec) xargs "$BIN/hafm-from-audio" < "$1" | "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" -l latent |
+        encodec) xargs "$BIN/hafm-from-audio" < "$1" | "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" --latent=latent |
                      "$BIN/hafm-tracks" -k latent -o "$3" ;;
         mfcc) xargs "$BIN/hubert-tok" -F mfcc -e < "$1" | "$BIN/hafm-tracks" -k vocal.features -o "$3" ;;
     esac
