@@ -24,7 +24,7 @@ endif
 
 ifeq ($(SANITIZE),1)
 VARIANT := san
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -g -march=$(MARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=address,undefined
 else ifeq ($(CUDA),1)
 VARIANT := cuda
@@ -158,7 +158,9 @@ clean:
 	rm -rf build bin
 
 # ---- what CI runs (README's test command): release suite with fuzzing, sanitizer suite, valgrind
+# Warnings are errors here: the project builds with zero warnings, and CI keeps it so.
 check:
-	$(MAKE) test
-	$(MAKE) SANITIZE=1 test
+	$(MAKE) CFLAGS=-Werror all tests
+	$(MAKE) CFLAGS=-Werror test
+	$(MAKE) SANITIZE=1 CFLAGS=-Werror test
 	$(MAKE) valgrind

@@ -14,10 +14,14 @@ static void usage(FILE *fp)
             "Frechet Audio Distance between two sets of songs. A set is a directory of audio\n"
             "files, @LIST (a file of paths, one per line), one audio file, or a hafm stream\n"
             "(a file, or - for stdin) whose items carry a features track or an audio track.\n"
-            "  -e, --emb NAME      embedding of audio: vggish, or features (streams\n"
-            "                      with features tracks only)                  [vggish]\n"
-            "  -m, --model FILE    VGGish weights (safetensors, torch-port or TF\n"
-            "                      checkpoint naming)                          [$HAFM_VGGISH_MODEL]\n"
+            "  -e, --emb NAME      embedding of audio: vggish, encodec (the 24 kHz\n"
+            "                      encoder's 128-d latent, fadtk's encodec-emb), hubert\n"
+            "                      (a layer's features), or features (streams with\n"
+            "                      features tracks only)                       [vggish]\n"
+            "  -m, --model FILE    weights (safetensors): VGGish in the torch-port or TF\n"
+            "                      naming, EnCodec, or HuBERT (HF naming)\n"
+            "                      [$HAFM_VGGISH_MODEL / $HAFM_ENCODEC_MODEL / $HAFM_HUBERT_MODEL]\n"
+            "  -l, --layer L       HuBERT layer, HF hidden_states[L], 0-48     [9]\n"
             "  -T, --track NAME    stream track to read                        [the item's features track,\n"
             "                                                                   else its audio track]\n"
             "  -p, --per-song      also the FAD of each evaluated song against the reference\n"
@@ -74,6 +78,7 @@ int main(int argc, char **argv)
     enum { OPT_INF_STEPS = 256, OPT_INF_MIN, OPT_SEED, OPT_NO_CACHE };
     static const struct option opts[] = {
         { "emb", required_argument, NULL, 'e' },     { "model", required_argument, NULL, 'm' },
+        { "layer", required_argument, NULL, 'l' },
         { "track", required_argument, NULL, 'T' },   { "per-song", no_argument, NULL, 'p' },
         { "inf", no_argument, NULL, 'i' },           { "inf-steps", required_argument, NULL, OPT_INF_STEPS },
         { "inf-min", required_argument, NULL, OPT_INF_MIN }, { "seed", required_argument, NULL, OPT_SEED },
@@ -82,20 +87,23 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    hafm_fad_config cfg = { .emb = "vggish", .model = getenv("HAFM_VGGISH_MODEL") };
+    hafm_fad_config cfg = { .emb = "vggish", .layer = 9 };
+    const char *model = NULL;
     int per_song = 0, inf = 0, json = 0, no_cache = 0, steps = 25, c;
     long inf_min = 500;
     uint64_t seed = 1;
     char *cache = NULL;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":e:m:T:pic:jt:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":e:m:l:T:pic:jt:h", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
-            if (strcmp(optarg, "vggish") && strcmp(optarg, "features"))
-                hafm_usage_error("-e: expected vggish or features, got '%s'", optarg);
+            if (strcmp(optarg, "vggish") && strcmp(optarg, "encodec") && strcmp(optarg, "hubert") &&
+                strcmp(optarg, "features"))
+                hafm_usage_error("-e: expected vggish, encodec, hubert or features, got '%s'", optarg);
             cfg.emb = optarg;
             break;
-        case 'm': cfg.model = optarg; break;
+        case 'm': model = optarg; break;
+        case 'l': cfg.layer = (int)hafm_opt_long("-l", optarg, 0, 48); break;
         case 'T': cfg.track = optarg; break;
         case 'p': per_song = 1; break;
         case 'i': inf = 1; break;
@@ -116,7 +124,9 @@ int main(int argc, char **argv)
     if (!strcmp(ref_spec, "-") && !strcmp(eval_spec, "-")) hafm_usage_error("only one set can be read from stdin");
     if (!cache && !no_cache) cache = default_cache();
     cfg.cache_dir = no_cache ? NULL : cache;
-    if (!strcmp(cfg.emb, "features")) cfg.model = NULL;
+    if (!strcmp(cfg.emb, "vggish")) cfg.model = model ? model : getenv("HAFM_VGGISH_MODEL");
+    if (!strcmp(cfg.emb, "encodec")) cfg.model = model ? model : getenv("HAFM_ENCODEC_MODEL");
+    if (!strcmp(cfg.emb, "hubert")) cfg.model = model ? model : getenv("HAFM_HUBERT_MODEL");
 
     hafm_fad_embedder *e = hafm_fad_embedder_new(&cfg);
     if (!e) hafm_die_last();
@@ -171,9 +181,11 @@ int main(int argc, char **argv)
         free(txt);
         cJSON_Delete(o);
     } else if (!per_song && !inf) {
-        printf("%.6f\n", fad);
+        /* a squared distance: a negative value is rounding (-1e-14 for a set against itself),
+         * shown as 0 rather than "-0.000000"; --json keeps the computed value */
+        printf("%.6f\n", fad > 0 ? fad : 0.0);
     } else {
-        printf("fad\t%.6f\n", fad);
+        printf("fad\t%.6f\n", fad > 0 ? fad : 0.0);
         if (inf) printf("fad_inf\t%.6f\tslope\t%.6g\tr2\t%.4f\n", fi.intercept, fi.slope, fi.r2);
         for (int i = 0; per_song && i < ev.nsongs; i++) {
             if (isnan(song_fad[i])) printf("song\t%s\tnan\t(fewer than 2 frames)\n", ev.songs[i].name);

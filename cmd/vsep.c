@@ -29,7 +29,7 @@ static void usage(FILE *fp)
             "      --highpass HZ     bins below go to the accompaniment, 0-1000 [100]\n"
             "      --window N        STFT window, samples, 16-65536             [2^ceil(log2(0.032 rate))]\n"
             "      --centre W        stereo centre mask weight, 0-1             [0]\n"
-            "MDX-Net (UVR settings):\n"
+            "MDX-Net (UVR settings; a model in UVR's table gets its own by default):\n"
             "      --n-fft N         STFT size, 256-32768                       [6144]\n"
             "      --dim-t N         frames per chunk, multiple of 32, 32-4096  [the model's]\n"
             "      --compensate X    output gain, 0.5-2                         [1.035]\n"
@@ -71,6 +71,7 @@ typedef struct {
     hafm_writer *w;
     const char *vname, *aname;
     hafm_track vt, at;
+    const char *item_key;               /* an audio file's item, begun with the first output */
     int open;
     const separator *sep;
 } sink;
@@ -94,6 +95,7 @@ static void sink_open(sink *k, int rate, int channels, int64_t frames)
         if (k->apath && !(k->af = hafm_sndwriter_open(k->apath, rate, channels, HAFM_FLOAT32))) hafm_die_last();
         return;
     }
+    if (k->item_key && hafm_write_item(k->w, k->item_key) < 0) hafm_die_last();
     declare(k, &k->vt, k->vname, "vocal", rate, channels, frames);
     declare(k, &k->at, k->aname, "accompaniment", rate, channels, frames);
 }
@@ -167,7 +169,7 @@ int main(int argc, char **argv)
     hafm_mdx_defaults(&s.mp);
     const char *model = getenv("HAFM_MDX_MODEL"), *method = NULL, *vpath = NULL, *apath = NULL;
     const char *track = "audio", *vname = "vocal", *aname = "accomp";
-    int c;
+    int c, set_nfft = 0, set_dimt = 0, set_comp = 0, set_stem = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:M:v:a:T:t:h", opts, NULL)) != -1) {
         switch (c) {
@@ -187,14 +189,16 @@ int main(int argc, char **argv)
         case O_HP: s.rp.highpass_hz = hafm_opt_double("--highpass", optarg, 0, 1000); break;
         case O_WIN: s.rp.window = (int)hafm_opt_long("--window", optarg, 16, 65536); break;
         case O_CENTRE: s.rp.centre = hafm_opt_double("--centre", optarg, 0, 1); break;
-        case O_NFFT: s.mp.n_fft = (int)hafm_opt_long("--n-fft", optarg, 256, 32768); break;
+        case O_NFFT: set_nfft = 1; s.mp.n_fft = (int)hafm_opt_long("--n-fft", optarg, 256, 32768); break;
         case O_DIMT:
+            set_dimt = 1;
             s.mp.dim_t = (int)hafm_opt_long("--dim-t", optarg, 32, 4096);
             if (s.mp.dim_t % 32) hafm_usage_error("--dim-t: expected a multiple of 32, got '%s'", optarg);
             break;
-        case O_COMP: s.mp.compensate = hafm_opt_double("--compensate", optarg, 0.5, 2); break;
+        case O_COMP: set_comp = 1; s.mp.compensate = hafm_opt_double("--compensate", optarg, 0.5, 2); break;
         case O_OVL: s.mp.overlap = hafm_opt_double("--overlap", optarg, 0, 0.99); break;
         case O_STEM:
+            set_stem = 1;
             if (strcmp(optarg, "vocals") && strcmp(optarg, "instrumental"))
                 hafm_usage_error("--stem: expected vocals or instrumental, got '%s'", optarg);
             s.instrumental = optarg[0] == 'i';
@@ -213,6 +217,20 @@ int main(int argc, char **argv)
     s.mdx = method && !strcmp(method, "mdx");
     if (s.mdx && !model) hafm_usage_error("MDX-Net needs a model (-m FILE or $HAFM_MDX_MODEL)");
     if (s.mdx && !(s.model = hafm_mdx_load(model))) hafm_die_last();
+    if (s.mdx) {   /* UVR's settings for a model it knows, unless given */
+        char hex[33];
+        if (hafm_mdx_uvr_hash(model, hex) < 0) hafm_die_last();
+        const hafm_mdx_uvr_model *u = hafm_mdx_uvr_lookup(hex);
+        if (u) {
+            if (strcmp(u->stem, "Vocals") && strcmp(u->stem, "Instrumental") && !set_stem)
+                hafm_die("%s: UVR's model '%s' separates %s, not vocals (--stem overrides)", model,
+                         *u->name ? u->name : hex, u->stem);
+            if (!set_nfft) s.mp.n_fft = u->n_fft;
+            if (!set_dimt) s.mp.dim_t = u->dim_t;
+            if (!set_comp) s.mp.compensate = u->compensate;
+            if (!set_stem) s.instrumental = !strcmp(u->stem, "Instrumental");
+        }
+    }
 
     const char *in_path = optind < argc ? argv[optind] : "-";
     FILE *in = strcmp(in_path, "-") ? fopen(in_path, "rb") : stdin;
@@ -221,12 +239,12 @@ int main(int argc, char **argv)
     int files = vpath || apath;
 
     sink k = { .vpath = vpath, .apath = apath, .vname = vname, .aname = aname, .sep = &s };
+    char key[HAFM_MAX_KEY + 1];
     if (!is_stream) {
         if (!files) {
-            char key[HAFM_MAX_KEY + 1];
             hafm_audio_key_from_path(key, sizeof key, in_path);
             if (!(k.w = hafm_writer_open(stdout, "vsep"))) hafm_die_last();
-            if (hafm_write_item(k.w, key) < 0) hafm_die_last();
+            k.item_key = key;
         }
         if (s.mdx) {
             if (in != stdin) fclose(in);

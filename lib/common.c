@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -216,6 +217,14 @@ void hafm_usage_error(const char *fmt, ...)
     fprintf(stderr, "Try '%s --help' for more information.\n", hafm_progname);
     remove_open_outfiles();
     exit(2);
+}
+
+void hafm_bad_option(int c, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (c == ':') hafm_usage_error("option '%s' needs an argument", arg);
+    if (optopt) hafm_usage_error("unknown option '-%c'", optopt);
+    hafm_usage_error("unknown option '%s'", arg);
 }
 
 void hafm_print_version(void)

@@ -361,6 +361,10 @@ static void build_harmony(hafm_song *s, rng64 *r)
                 hafm_chord *c = &s->chords[s->n_chords++];
                 int dom = function_degrees[s->mode][FN_DOMINANT].degree[0];
                 chord_on_degree(c, s->tonic, s->mode, deg[i], deg[i] == dom ? rng_chance(r, 0.4) : rng_chance(r, seventh_p));
+                /* ii before V becomes V of V now and then: a major (or dominant seventh) chord
+                 * whose raised third leads to the dominant's root */
+                if (deg[i] == 1 && dom == 4 && i + 1 < slots && deg[i + 1] == dom && rng_chance(r, 0.25))
+                    c->quality = rng_chance(r, 0.5) ? HAFM_CHORD_DOM7 : HAFM_CHORD_MAJ;
                 c->start = start;
                 c->end = start + slot_ticks;
             }

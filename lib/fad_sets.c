@@ -1,6 +1,8 @@
 /* fad_sets.c - sets of songs for FAD: inputs, embeddings and the statistics cache (hafm/fad.h). */
 #include "hafm/fad.h"
 #include "hafm/audio.h"
+#include "hafm/encodec.h"
+#include "hafm/hubert.h"
 #include "hafm/stream.h"
 #include "hafm/vggish.h"
 
@@ -16,15 +18,22 @@
 struct hafm_fad_embedder {
     hafm_fad_config cfg;
     hafm_vggish *vggish;
+    hafm_encodec *encodec;
+    hafm_encodec_stream *enc;
+    hafm_hubert *hubert;
     char model_id[PATH_MAX + 64];   /* resolved path, size, mtime of the weights */
 };
 
 hafm_fad_embedder *hafm_fad_embedder_new(const hafm_fad_config *cfg) {
     hafm_fad_embedder *e = hafm_xcalloc(1, sizeof *e);
     e->cfg = *cfg;
-    if (strcmp(cfg->emb, "vggish") == 0) {
+    int vggish = strcmp(cfg->emb, "vggish") == 0, encodec = strcmp(cfg->emb, "encodec") == 0;
+    int hubert = strcmp(cfg->emb, "hubert") == 0;
+    if (vggish || encodec || hubert) {
         if (!cfg->model) {
-            hafm_error("VGGish embeddings need weights (-m FILE or $HAFM_VGGISH_MODEL)");
+            hafm_error("%s embeddings need weights (-m FILE or $%s)",
+                       vggish ? "VGGish" : encodec ? "EnCodec" : "HuBERT",
+                       vggish ? "HAFM_VGGISH_MODEL" : encodec ? "HAFM_ENCODEC_MODEL" : "HAFM_HUBERT_MODEL");
             goto fail;
         }
         struct stat sb;
@@ -33,11 +42,28 @@ hafm_fad_embedder *hafm_fad_embedder_new(const hafm_fad_config *cfg) {
             hafm_error("%s:", cfg->model);
             goto fail;
         }
-        snprintf(e->model_id, sizeof e->model_id, "%s:%lld:%lld.%09ld", real, (long long)sb.st_size,
-                 (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
-        if (!(e->vggish = hafm_vggish_load(cfg->model))) goto fail;
+        snprintf(e->model_id, sizeof e->model_id, "%s:%lld:%lld.%09ld:layer%d", real, (long long)sb.st_size,
+                 (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec, hubert ? cfg->layer : 0);
+        if (vggish && !(e->vggish = hafm_vggish_load(cfg->model))) goto fail;
+        if (encodec) {
+            if (!(e->encodec = hafm_encodec_load(cfg->model))) goto fail;
+            if (e->encodec->cfg.channels != 1) {
+                hafm_error("%s: EnCodec embeddings need a mono model (fadtk's encodec-emb: 24 kHz)", cfg->model);
+                hafm_encodec_free(e->encodec);
+                goto fail;
+            }
+            e->enc = hafm_encodec_encoder_new(e->encodec);
+        }
+        if (hubert) {
+            if (!(e->hubert = hafm_hubert_load(cfg->model, cfg->layer))) goto fail;
+            if (cfg->layer < 0 || cfg->layer > hafm_hubert_max_layer(e->hubert)) {
+                hafm_error("%s: layer %d out of range [0, %d]", cfg->model, cfg->layer, hafm_hubert_max_layer(e->hubert));
+                hafm_hubert_free(e->hubert);
+                goto fail;
+            }
+        }
     } else if (strcmp(cfg->emb, "features") != 0) {
-        hafm_error("unknown embedding '%s' (vggish or features)", cfg->emb);
+        hafm_error("unknown embedding '%s' (vggish, encodec, hubert or features)", cfg->emb);
         goto fail;
     }
     return e;
@@ -49,13 +75,38 @@ fail:
 void hafm_fad_embedder_free(hafm_fad_embedder *e) {
     if (!e) return;
     hafm_vggish_free(e->vggish);
+    hafm_encodec_stream_free(e->enc);
+    hafm_encodec_free(e->encodec);
+    hafm_hubert_free(e->hubert);
     free(e);
 }
 
 /* Embedding frames [*n, dim] of audio; NULL + error. */
 static float *embed_audio(hafm_fad_embedder *e, const hafm_audio *a, int64_t *n, int *dim, const char *what) {
+    if (e->encodec) {   /* the encoder's continuous latent, one D-dim frame per hop samples */
+        hafm_audio mono = { 0 };
+        if (hafm_audio_prepare(a, e->encodec->cfg.sample_rate, &mono) < 0) return NULL;
+        const float *lat;
+        int64_t T = hafm_encodec_encoder_push(e->enc, mono.data, mono.frames, 1, &lat);
+        hafm_audio_free(&mono);
+        if (T < 0) return NULL;
+        *dim = e->encodec->cfg.dimension;
+        *n = T;
+        float *emb = hafm_xmalloc((size_t)(T ? T : 1) * *dim * sizeof(float));
+        memcpy(emb, lat, (size_t)T * *dim * sizeof(float));
+        return emb;
+    }
+    if (e->hubert) {   /* hidden_states[layer], one D-dim frame per 20 ms */
+        hafm_audio mono = { 0 };
+        if (hafm_audio_prepare(a, HAFM_HUBERT_SAMPLE_RATE, &mono) < 0) return NULL;
+        *dim = hafm_hubert_get_config(e->hubert)->hidden;
+        float *emb = hafm_hubert_features(e->hubert, mono.data, mono.frames, e->cfg.layer, n);
+        hafm_audio_free(&mono);
+        if (!emb) hafm_error_prefix("%s", what);
+        return emb;
+    }
     if (!e->vggish) {
-        hafm_error("%s: audio needs an embedding model (--emb vggish), or give a features track", what);
+        hafm_error("%s: audio needs an embedding model (--emb vggish, encodec or hubert), or give a features track", what);
         return NULL;
     }
     hafm_audio mono = { 0 };
@@ -141,7 +192,7 @@ static void mkdirs(const char *dir) {
 static int load_audio_file(hafm_fad_set *set, hafm_fad_embedder *e, const char *path, int keep) {
     hafm_fad_song *s = add_song(set, path);
     char cpath[PATH_MAX + 64];
-    int use_cache = e->cfg.cache_dir && e->vggish && !keep;
+    int use_cache = e->cfg.cache_dir && (e->vggish || e->encodec || e->hubert) && !keep;
     if (use_cache) {
         if (hafm_fad_cache_path(e, path, cpath, sizeof cpath) < 0) return -1;
         hafm_fad_stats cached;
@@ -203,7 +254,7 @@ static int load_stream(hafm_fad_set *set, hafm_fad_embedder *e, FILE *fp, const 
                 }
                 id = t->id;
                 is_audio = 0;
-            } else if ((named || (!e->cfg.track && e->vggish)) && t->kind == HAFM_KIND_AUDIO) {
+            } else if ((named || (!e->cfg.track && (e->vggish || e->encodec || e->hubert))) && t->kind == HAFM_KIND_AUDIO) {
                 id = t->id;
                 is_audio = 1;
                 hafm_audio_free(&a);
@@ -225,7 +276,7 @@ static int load_stream(hafm_fad_set *set, hafm_fad_embedder *e, FILE *fp, const 
         } else if (ev.type == HAFM_EV_ITEM_END) {
             if (id < 0) {
                 hafm_error("%s: item '%s' has no %s track", name, s->name,
-                           e->cfg.track ? e->cfg.track : e->vggish ? "features or audio" : "features");
+                           e->cfg.track ? e->cfg.track : (e->vggish || e->encodec || e->hubert) ? "features or audio" : "features");
                 rc = -1;
                 break;
             }

@@ -914,6 +914,7 @@ fail:
 }
 
 static void fifo_append(float **buf, int64_t *len, int64_t *cap, const float *x, int64_t n, int width) {
+    if (n <= 0) return;
     if (*len + n > *cap) {
         *cap = (*len + n) * 2 + 4096;
         *buf = hafm_xrealloc(*buf, (size_t)*cap * width * sizeof(float));
@@ -924,6 +925,7 @@ static void fifo_append(float **buf, int64_t *len, int64_t *cap, const float *x,
 }
 
 static void fifo_drop(float *buf, int64_t *len, int64_t n, int width) {
+    if (n <= 0) return;
     memmove(buf, buf + n * width, (size_t)(*len - n) * width * sizeof(float));
     *len -= n;
 }
@@ -1024,4 +1026,152 @@ int hafm_mdx_separate_audio(hafm_mdx *m, const hafm_mdx_params *p, int instrumen
     }
     hafm_mdx_audio_free(a);
     return got == n ? 0 : -1;
+}
+
+/* ---- UVR's model table ------------------------------------------------------------------------ */
+
+/* UVR 5.6 models/MDX_Net_Models/model_data/model_data.json: MD5 of the file's last 10000 KiB ->
+ * settings (names from a public third-party hash list; see shared/golden/mdxnet/SPEC.md 6). */
+static const hafm_mdx_uvr_model uvr_models[] = {
+    { "4910e7827f335048bdac11fa967772f9", "kuielab_b_drums", "Drums", 2048, 128, 4096, 1.035 },
+    { "dc41ede5961d50f277eb846db17f5319", "kuielab_a_drums", "Drums", 2048, 512, 4096, 1.035 },
+    { "1c56ec0224f1d559c42fd6fd2a67b154", "", "Instrumental", 2048, 256, 5120, 1.025 },
+    { "1d64a6d2c30f709b8c9b4ce1366d96ee", "", "Instrumental", 2048, 256, 5120, 1.065 },
+    { "8a88db95c7fb5dbe6a095ff2ffb428b1", "", "Instrumental", 2048, 256, 5120, 1.026 },
+    { "0ddfc0eb5792638ad5dc27850236c246", "UVR_MDXNET_9482", "Vocals", 2048, 256, 6144, 1.035 },
+    { "2f5501189a2f6db6349916fabe8c90de", "UVR_MDXNET_KARA", "Vocals", 2048, 256, 6144, 1.035 },
+    { "6b31de20e84392859a3d09d43f089515", "kuielab_b_vocals", "Vocals", 2048, 256, 6144, 1.035 },
+    { "a3cd63058945e777505c01d2507daf37", "UVR_MDXNET_1_9703", "Vocals", 2048, 256, 6144, 1.03 },
+    { "d7bff498db9324db933d913388cba6be", "UVR_MDXNET_3_9662", "Vocals", 2048, 256, 6144, 1.035 },
+    { "d94058f8c7f1fae4164868ae8ae66b20", "UVR_MDXNET_2_9682", "Vocals", 2048, 256, 6144, 1.035 },
+    { "5f6483271e1efb9bfb59e4a3e6d4d098", "kuielab_a_vocals", "Vocals", 2048, 512, 6144, 1.035 },
+    { "65ab5919372a128e4167f5e01a8fda85", "kuielab_b_other", "Other", 2048, 256, 8192, 1.035 },
+    { "26d308f91f3423a67dc69a6d12a8793d", "kuielab_a_other", "Other", 2048, 512, 8192, 1.035 },
+    { "c3b29bdce8c4fa17ec609e16220330ab", "kuielab_b_bass", "Bass", 2048, 256, 16384, 1.035 },
+    { "6703e39f36f18aa7855ee1047765621d", "kuielab_a_bass", "Bass", 2048, 512, 16384, 1.035 },
+    { "203f2a3955221b64df85a41af87cf8f0", "", "Instrumental", 3072, 256, 6144, 1.035 },
+    { "291c2049608edb52648b96e27eb80e95", "", "Instrumental", 3072, 256, 6144, 1.035 },
+    { "55657dd70583b0fedfba5f67df11d711", "", "Instrumental", 3072, 256, 6144, 1.022 },
+    { "94ff780b977d3ca07c7a343dab2e25dd", "", "Instrumental", 3072, 256, 6144, 1.039 },
+    { "b06327a00d5e5fbc7d96e1781bbdb596", "", "Instrumental", 3072, 256, 6144, 1.035 },
+    { "cc63408db3d80b4d85b0287d1d7c9632", "", "Instrumental", 3072, 256, 6144, 1.033 },
+    { "ead8d05dab12ec571d67549b3aab03fc", "", "Instrumental", 3072, 256, 6144, 1.035 },
+    { "cd5b2989ad863f116c855db1dfe24e39", "Reverb_HQ_By_FoxJoy", "Reverb", 3072, 512, 6144, 1.035 },
+    { "2cdd429caac38f0194b133884160f2c6", "", "Instrumental", 3072, 256, 7680, 1.045 },
+    { "398580b6d5d973af3120df54cee6759d", "", "Vocals", 3072, 256, 7680, 1.75 },
+    { "488b3e6f8bd3717d9d7c428476be2d75", "", "Instrumental", 3072, 256, 7680, 1.035 },
+    { "53c4baf4d12c3e6c3831bb8f5b532b93", "", "Vocals", 3072, 256, 7680, 1.043 },
+    { "5d343409ef0df48c7d78cce9f0106781", "", "Vocals", 3072, 256, 7680, 1.075 },
+    { "73492b58195c3b52d34590d5474452f6", "Kim_Vocal_1", "Vocals", 3072, 256, 7680, 1.043 },
+    { "77d07b2667ddf05b9e3175941b4454a0", "", "Vocals", 3072, 256, 7680, 1.021 },
+    { "867595e9de46f6ab699008295df62798", "", "Vocals", 3072, 256, 7680, 1.03 },
+    { "970b3f9492014d18fefeedfe4773cb42", "Kim_Vocal_2", "Vocals", 3072, 256, 7680, 1.009 },
+    { "b33d9b3950b6cbf5fe90a32608924700", "", "Vocals", 3072, 256, 7680, 1.03 },
+    { "b6bccda408a436db8500083ef3491e8b", "Kim_Inst", "Instrumental", 3072, 256, 7680, 1.02 },
+    { "b78da4afc6512f98e4756f5977f5c6b9", "", "Instrumental", 3072, 256, 7680, 1.021 },
+    { "ceed671467c1f64ebdfac8a2490d0d52", "", "Instrumental", 3072, 256, 7680, 1.035 },
+    { "d2a1376f310e4f7fa37fb9b5774eb701", "", "Instrumental", 3072, 256, 7680, 1.035 },
+    { "e5572e58abf111f80d8241d2e44e7fa4", "", "Instrumental", 3072, 256, 7680, 1.028 },
+    { "e7324c873b1f615c35c1967f912db92a", "", "Vocals", 3072, 256, 7680, 1.03 },
+    { "f2df6d6863d8f435436d8b561594ff49", "", "Instrumental", 3072, 256, 7680, 1.035 },
+};
+
+/* MD5 (RFC 1321) */
+typedef struct { uint32_t h[4]; uint64_t len; unsigned char buf[64]; size_t nbuf; } md5_ctx;
+
+static void md5_block(uint32_t h[4], const unsigned char *p) {
+    static const uint32_t K[64] = {
+        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+        0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+        0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+        0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+        0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+        0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+        0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391 };
+    static const int R[64] = { 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+                               5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
+                               4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+                               6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21 };
+    uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+    for (int i = 0; i < 64; i++) {
+        uint32_t f;
+        int g;
+        if (i < 16) { f = (b & c) | (~b & d); g = i; }
+        else if (i < 32) { f = (d & b) | (~d & c); g = (5 * i + 1) & 15; }
+        else if (i < 48) { f = b ^ c ^ d; g = (3 * i + 5) & 15; }
+        else { f = c ^ (b | ~d); g = (7 * i) & 15; }
+        uint32_t t = d;
+        d = c;
+        c = b;
+        uint32_t x = a + f + K[i] + w[g];
+        b = b + (x << R[i] | x >> (32 - R[i]));
+        a = t;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d;
+}
+
+static void md5_init(md5_ctx *c) {
+    c->h[0] = 0x67452301; c->h[1] = 0xefcdab89; c->h[2] = 0x98badcfe; c->h[3] = 0x10325476;
+    c->len = 0;
+    c->nbuf = 0;
+}
+
+static void md5_update(md5_ctx *c, const unsigned char *p, size_t n) {
+    c->len += n;
+    while (n > 0) {
+        size_t k = 64 - c->nbuf < n ? 64 - c->nbuf : n;
+        memcpy(c->buf + c->nbuf, p, k);
+        c->nbuf += k;
+        p += k;
+        n -= k;
+        if (c->nbuf == 64) {
+            md5_block(c->h, c->buf);
+            c->nbuf = 0;
+        }
+    }
+}
+
+static void md5_final(md5_ctx *c, char hex[33]) {
+    uint64_t bits = c->len * 8;
+    unsigned char pad = 0x80, zero = 0, lenb[8];
+    md5_update(c, &pad, 1);
+    while (c->nbuf != 56) md5_update(c, &zero, 1);
+    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(bits >> (8 * i));
+    md5_update(c, lenb, 8);
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", (c->h[i / 4] >> (8 * (i % 4))) & 0xff);
+}
+
+int hafm_mdx_uvr_hash(const char *path, char hex[33]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hafm_error("%s:", path);
+        return -1;
+    }
+    const long tail = 10000L * 1024;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        fseek(f, size > tail ? size - tail : 0, SEEK_SET);
+    }
+    md5_ctx c;
+    md5_init(&c);
+    unsigned char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) md5_update(&c, buf, got);
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        hafm_error("%s: read error", path);
+        return -1;
+    }
+    md5_final(&c, hex);
+    return 0;
+}
+
+const hafm_mdx_uvr_model *hafm_mdx_uvr_lookup(const char *hex) {
+    for (size_t i = 0; i < sizeof uvr_models / sizeof *uvr_models; i++)
+        if (strcmp(uvr_models[i].md5, hex) == 0) return &uvr_models[i];
+    return NULL;
 }

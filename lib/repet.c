@@ -158,20 +158,33 @@ int hafm_repet_sim(float *vocal, float *accomp, const float *x, int64_t n, int c
         float *vm = hafm_xmalloc(plane * sizeof(float));
 #pragma omp parallel
         {
-            float *buf = hafm_xmalloc((size_t)K * sizeof(float));
+            /* the neighbours' spectra, transposed: buf[k][j], so each bin's values are contiguous */
+            float *buf = hafm_xmalloc((size_t)nb * K * sizeof(float));
 #pragma omp for schedule(dynamic, 16)
             for (int t = 0; t < T; t++) {
                 const int *idx = nbr + (size_t)t * K;
-                int cnt = nnbr[t];
+                const int cnt = nnbr[t];
+                const float *own = mc + (size_t)t * nb;
+                float *vrow = vm + (size_t)t * nb;
+                for (int j = 0; j < cnt; j++) {
+                    const float *row = mc + (size_t)idx[j] * nb;
+                    for (int k = 0; k < nb; k++) buf[(size_t)k * cnt + j] = row[k];
+                }
                 for (int k = 0; k < nb; k++) {
-                    float v = mc[(size_t)t * nb + k], mask = 1.0f;
+                    float v = own[k], mask = 1.0f;
                     if (k >= cutoff && cnt > 0) {
-                        for (int j = 0; j < cnt; j++) buf[j] = mc[(size_t)idx[j] * nb + k];
-                        float med = median_inplace(buf, cnt);
-                        if (med > v) med = v;
-                        mask = (med + MASK_EPS) / (v + MASK_EPS);
+                        float *x = buf + (size_t)k * cnt;
+                        /* min(median, v) is v whenever the lower middle value is >= v: fewer
+                         * than cnt/2 (odd: cnt/2 + 1) values below v. Counting is cheap. */
+                        int below = 0;
+                        for (int j = 0; j < cnt; j++) below += x[j] < v;
+                        if (below > (cnt - 1) / 2) {
+                            float med = median_inplace(x, cnt);
+                            if (med > v) med = v;
+                            mask = (med + MASK_EPS) / (v + MASK_EPS);
+                        }
                     }
-                    vm[(size_t)t * nb + k] = 1.0f - mask;
+                    vrow[k] = 1.0f - mask;
                 }
             }
             free(buf);

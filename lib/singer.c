@@ -453,7 +453,7 @@ int hafm_singer_render(float *out, int64_t n, int sample_rate,
         buf[s] = (float)y;
     }
 
-    /* decimate by two: Blackman-windowed sinc, cut-off at 0.46 of the output Nyquist band */
+    /* decimate by two: Blackman-windowed sinc, cut-off at 0.92 of the output's Nyquist frequency */
     enum { HALF = 47 };
     double h[2 * HALF + 1], hsum = 0;
     for (int i = -HALF; i <= HALF; i++) {

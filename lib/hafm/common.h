@@ -40,6 +40,9 @@ HAFM_NORETURN void hafm_die(const char *fmt, ...) HAFM_PRINTF(1, 2);
 void hafm_warn(const char *fmt, ...) HAFM_PRINTF(1, 2);
 /* Usage error: "prog: message" + "Try 'prog --help'." to stderr, exit 2. */
 HAFM_NORETURN void hafm_usage_error(const char *fmt, ...) HAFM_PRINTF(1, 2);
+/* getopt_long's answer c ('?' or ':') for argv -> the usage error naming the option, exit 2.
+ * Commands set opterr = 0 so that this is the only message. */
+HAFM_NORETURN void hafm_bad_option(int c, char **argv);
 /* Prints "prog (hafm) VERSION" to stdout and exits 0. */
 HAFM_NORETURN void hafm_print_version(void);
 

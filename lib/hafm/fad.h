@@ -71,12 +71,16 @@ int hafm_fad_stats_load(hafm_fad_stats *s, const char *path);
  * A set is given as: a directory (its audio files, by name: .wav .flac .ogg .oga .opus .mp3 .aif
  * .aiff .au .caf .w64), "@LIST" (a file of paths, one per line, '#' comments), one audio file, or
  * a hafm stream (a file, or "-" for stdin) whose items each carry a features track (used as is)
- * or an audio track (embedded). Embeddings of audio: "vggish" (weights in cfg->model). */
+ * or an audio track (embedded). Embeddings of audio: "vggish" or "encodec" (fadtk's encodec-emb:
+ * the encoder's pre-quantisation latent of a mono EnCodec, 128-d at 75 frames/s for the 24 kHz
+ * model), "hubert" (HF hidden_states[layer] of a HuBERT checkpoint, 50 frames/s), weights in
+ * cfg->model. */
 typedef struct {
-    const char *emb;          /* "vggish" or "features" (streams with features tracks only) */
+    const char *emb;          /* "vggish", "encodec", "hubert" or "features" (features tracks only) */
     const char *model;        /* embedding weights (safetensors) */
     const char *track;        /* stream track to read; NULL: the item's only features track, else its audio */
     const char *cache_dir;    /* per-file statistics cache; NULL: none */
+    int layer;                /* hubert: the layer */
 } hafm_fad_config;
 
 typedef struct {
@@ -105,7 +109,7 @@ void hafm_fad_set_free(hafm_fad_set *set);
 
 /* The cache file of an audio file for this embedder: DIR/<16 hex digits>.safetensors, the
  * digits an FNV-1a 64-bit hash of "hafm-fad-1", the embedding name, the weights file's identity
- * (resolved path, size, modification time) and every byte of the audio file. */
+ * (resolved path, size, modification time, HuBERT layer) and every byte of the audio file. */
 int hafm_fad_cache_path(const hafm_fad_embedder *e, const char *audio_path, char *out, size_t cap);
 
 #endif

@@ -75,4 +75,15 @@ int64_t hafm_mdx_audio_push(hafm_mdx_audio *a, const float *x, int64_t n, int fi
                             const float **vocal, const float **accomp);
 void hafm_mdx_audio_free(hafm_mdx_audio *a);
 
+/* UVR identifies a model by the MD5 of its last 10000 KiB (the whole file when smaller) and
+ * takes its settings from a table; hafm_mdx_uvr_lookup knows UVR 5.6's 41 ONNX entries. */
+typedef struct {
+    const char *md5, *name, *stem;    /* stem: Vocals, Instrumental, Drums, Bass, Other, Reverb */
+    int dim_f, dim_t, n_fft;
+    double compensate;
+} hafm_mdx_uvr_model;
+
+int hafm_mdx_uvr_hash(const char *path, char hex[33]);      /* 0, or -1 + error */
+const hafm_mdx_uvr_model *hafm_mdx_uvr_lookup(const char *hex);   /* NULL when unknown */
+
 #endif

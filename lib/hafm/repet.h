@@ -14,8 +14,8 @@
  * centre-panned, in-phase content and 0 for uncorrelated or side content.
  *
  * Vocal = iSTFT(X * vocal_mask); accompaniment = mixture - vocal (so the two always sum to the
- * mixture). Memory grows with the song: about 24 bytes per sample and channel (spectra and
- * magnitudes) plus a 256-row block of the similarity matrix.
+ * mixture). Memory grows with the song: about 40 bytes per sample and channel (spectra,
+ * magnitudes, masks) besides the caller's audio, plus a 256-row block of the similarity matrix.
  */
 #ifndef HAFM_REPET_H
 #define HAFM_REPET_H

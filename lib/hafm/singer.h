@@ -1,8 +1,9 @@
 /* hafm/singer.h - a formant singing-voice synthesiser.
  *
- * Source-filter model: a Rosenberg glottal pulse (its flow derivative, with jitter, shimmer and
- * aspiration noise) drives a parallel bank of five formant resonators whose frequencies,
- * bandwidths and gains glide between vowel targets; consonant-like onsets (plosive bursts,
+ * Source-filter model: a Rosenberg glottal pulse (its flow derivative, with jitter, shimmer,
+ * aspiration noise and a spectral tilt that brightens with loudness) drives a parallel bank of
+ * five formant resonators whose frequencies, bandwidths and gains glide between vowel
+ * targets; consonant-like onsets (plosive bursts,
  * fricative noise, nasal and liquid murmurs), inhalation noise before phrases, vibrato with an
  * onset delay, portamento between legato notes and a smoothed amplitude envelope make it sound
  * sung. The synthesiser runs at twice the output rate and decimates with a windowed-sinc

@@ -163,3 +163,35 @@ golden() {
     echo "fad $output"
     awk -v x="$output" 'BEGIN { d = x - 27.237883398904206; exit !(d < 1e-5 && d > -1e-5) }'
 }
+
+@test "EnCodec embeddings: audio directories = encodec-enc --latent streams" {
+    M=$HAFM_SHARED/golden/encodec/encodec_small_seed7.safetensors
+    [ -f "$M" ] || skip "no \$HAFM_SHARED golden/encodec"
+    mkdir -p "$T/ref" "$T/ev"
+    cp "$D/mix.wav" "$D/accomp.wav" "$T/ref/"
+    cp "$D/vocal.wav" "$T/ev/"
+    direct=$("$FAD" -e encodec -m "$M" "$T/ref" "$T/ev")
+    "$HAFM_BIN/hafm-from-audio" "$T/ref/accomp.wav" "$T/ref/mix.wav" | "$HAFM_BIN/encodec-enc" -m "$M" --latent > "$T/r.hafm"
+    "$HAFM_BIN/encodec-enc" -m "$M" --latent "$T/ev/vocal.wav" > "$T/e.hafm"
+    streams=$("$FAD" -e features "$T/r.hafm" "$T/e.hafm")
+    echo "direct $direct streams $streams"
+    [ "$direct" = "$streams" ]
+    awk -v x="$direct" 'BEGIN { exit !(x > 0) }'
+}
+
+@test "HuBERT layer features (reduced random-weight checkpoint of tests/data/hubert)" {
+    M=$HAFM_DATA/hubert/hubert_small_seed5_hf.safetensors
+    [ -f "$M" ] || skip "no tests/data/hubert"
+    mkdir -p "$T/ref" "$T/ev"
+    cp "$D/mix.wav" "$D/accomp.wav" "$T/ref/"
+    cp "$D/vocal.wav" "$T/ev/"
+    run "$FAD" -e hubert -m "$M" -l 2 "$T/ref" "$T/ref"
+    [ "$status" -eq 0 ]
+    [ "$output" = "0.000000" ]
+    run "$FAD" -e hubert -m "$M" -l 2 -j "$T/ref" "$T/ev"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'"embedding":	"hubert"'* ]]
+    run "$FAD" -e hubert -m "$M" -l 40 "$T/ref" "$T/ev"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "fad: "* ]]
+}

@@ -120,3 +120,13 @@ setup() {
     "$HAFM_BIN/hafm-from-audio" "$D/mix.wav" | "$VS" -a "$T/a.wav"
     [ -s "$T/a.wav" ]
 }
+
+@test "mono input: REPET-SIM and MDX-Net keep one channel" {
+    "$HAFM_BIN/hafm-from-audio" -m "$D/mix.wav" > "$T/mono.hafm"
+    "$VS" < "$T/mono.hafm" | "$DUMP" > "$T/d"
+    grep -q '"name":"vocal","kind":"audio","dtype":"f32","shape":\[1\]' "$T/d"
+    [ -f "$TINY" ] || skip "no \$HAFM_SHARED golden/mdxnet"
+    "$VS" -m "$TINY" --n-fft 256 < "$T/mono.hafm" | "$DUMP" > "$T/d"
+    grep -q '"name":"accomp","kind":"audio","dtype":"f32","shape":\[1\]' "$T/d"
+    grep -q '"type":"end","track":2,"frames":96000' "$T/d"
+}

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <float.h>
 #include <unistd.h>
 
 #include "hafm/mdxnet.h"
@@ -118,14 +119,14 @@ static void test_stream_pieces(void **state) {
         int64_t n = sizes[k] < N - at ? sizes[k] : N - at;
         int64_t r = hafm_mdx_stream_push(s, mix + 2 * at, n, 0, &o);
         assert_true(r >= 0 && got + r <= N);
-        memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
+        if (r > 0) memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
         got += r;
         at += n;
         assert_true(at - got <= 1984 + 256);   /* the output lags by at most a chunk (+ trim) */
     }
     int64_t r = hafm_mdx_stream_push(s, NULL, 0, 1, &o);
     assert_int_equal(got + r, N);
-    memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
+    if (r > 0) memcpy(pieces + 2 * got, o, (size_t)r * 2 * sizeof(float));
     assert_int_equal(hafm_mdx_stream_push(s, mix, 1, 1, &o), -1);   /* after the end */
     double d = max_abs_diff_f(whole, pieces, (size_t)N * 2);
     printf("OK (streamed in pieces vs one push) max_diff=%.3g\n", d);
@@ -133,6 +134,54 @@ static void test_stream_pieces(void **state) {
     hafm_mdx_stream_free(s);
     hafm_mdx_free(m);
     free(whole); free(pieces); free(wav);
+}
+
+/* 3 channels at 22.05 kHz in pieces: pairs (0,1) and (2,2), resampled to 44.1 kHz and back;
+ * every frame comes out once, aligned, and vocal + accompaniment = mixture */
+static void test_audio_any_format(void **state) {
+    const char *p = golden_path("mdxnet", "mdx_tiny_seed3.onnx");
+    NEED(p && access(p, R_OK) == 0);
+    hafm_mdx *m = hafm_mdx_load(p);
+    assert_non_null(m);
+    hafm_mdx_params prm;
+    hafm_mdx_defaults(&prm);
+    prm.n_fft = 256;
+    const int C = 3, rate = 22050;
+    const int64_t N = 9000;
+    float *x = malloc((size_t)N * C * sizeof(float));
+    for (int64_t i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) x[i * C + c] = 0.3f * sinf(0.01f * (float)i * (c + 1)) + 0.05f * cosf(0.37f * (float)i);
+    hafm_mdx_audio *a = hafm_mdx_audio_new(m, &prm, 0, C, rate);
+    assert_non_null(a);
+    float *v = malloc((size_t)N * C * sizeof(float)), *ac = malloc((size_t)N * C * sizeof(float));
+    int64_t at = 0, got = 0;
+    while (at <= N) {
+        int64_t n = at + 1234 <= N ? 1234 : N - at;
+        int final = at + n >= N;
+        const float *pv, *pa;
+        int64_t r = hafm_mdx_audio_push(a, x + at * C, n, final, &pv, &pa);
+        assert_true(r >= 0 && got + r <= N);
+        if (r > 0) {
+            memcpy(v + got * C, pv, (size_t)r * C * sizeof(float));
+            memcpy(ac + got * C, pa, (size_t)r * C * sizeof(float));
+        }
+        got += r;
+        at += n;
+        if (final) break;
+    }
+    assert_int_equal(got, N);
+    double d = 0, e = 0;
+    for (int64_t i = 0; i < N * C; i++) {
+        d = fmax(d, fabs((double)v[i] + ac[i] - x[i]));
+        e = fmax(e, fabs(v[i]));
+    }
+    printf("OK (3 channels at 22.05 kHz in pieces) max |v + a - x| = %.3g, max |v| = %.3g\n", d, e);
+    /* accompaniment = x - vocal is rounded once: the identity holds to an ulp of the vocal
+     * (the random tiny net is unscaled and outputs values of ~1e4) */
+    assert_true(e > 0 && d <= 2 * FLT_EPSILON * e);
+    hafm_mdx_audio_free(a);
+    hafm_mdx_free(m);
+    free(x); free(v); free(ac);
 }
 
 static void test_real_separation(void **state) {
@@ -172,14 +221,41 @@ static void test_bad_files(void **state) {
     assert_non_null(strstr(hafm_last_error(), "not an MDX-Net"));
 }
 
+static void test_uvr_table(void **state) {
+    const hafm_mdx_uvr_model *u = hafm_mdx_uvr_lookup("0ddfc0eb5792638ad5dc27850236c246");
+    assert_non_null(u);
+    assert_string_equal(u->name, "UVR_MDXNET_9482");
+    assert_int_equal(u->n_fft, 6144);
+    assert_true(u->compensate == 1.035);
+    u = hafm_mdx_uvr_lookup("970b3f9492014d18fefeedfe4773cb42");
+    assert_non_null(u);
+    assert_int_equal(u->dim_f, 3072);
+    assert_int_equal(u->n_fft, 7680);
+    assert_true(u->compensate == 1.009);
+    assert_null(hafm_mdx_uvr_lookup("00000000000000000000000000000000"));
+    const char *big = golden_path("mdxnet", "mdx_vocals_seed3.onnx");
+    NEED(big);
+    char hex[33];
+    /* the manifest's UVR hash of the golden model (last 10000 KiB of a 29.7 MB file) */
+    assert_int_equal(hafm_mdx_uvr_hash(big, hex), 0);
+    assert_string_equal(hex, "b9041bf5e9797525033acfdfbdf3fea2");
+    assert_null(hafm_mdx_uvr_lookup(hex));
+    /* a file under 10000 KiB is hashed whole (md5sum of the tiny model) */
+    assert_int_equal(hafm_mdx_uvr_hash(golden_path("mdxnet", "mdx_tiny_seed3.onnx"), hex), 0);
+    assert_string_equal(hex, "56067fd53e7d41de8a1c39c130f6e3fd");
+    printf("OK (UVR table and MD5 of the last 10000 KiB)\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_onnx_reader),
         cmocka_unit_test(test_tiny_net),
         cmocka_unit_test(test_tiny_separation),
         cmocka_unit_test(test_stream_pieces),
+        cmocka_unit_test(test_audio_any_format),
         cmocka_unit_test(test_real_separation),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_uvr_table),
     };
     return cmocka_run_group_tests_name("mdxnet", tests, NULL, NULL);
 }

@@ -1,0 +1,127 @@
+/* stages_bench.c - paper-size stage Transformer timings for bench/stages.sh (random weights:
+ * speed does not depend on their values).
+ *
+ *   stages_bench decode STAGE CONTEXT STEPS   CFG decode (batch 2) tokens/s, bf16 and fp32, vs the
+ *                                             memory bound; bf16 logit error vs fp32
+ *   stages_bench train STAGE BATCH LEN STEPS  training tokens/s (forward, backward, AdamW)
+ */
+#include "hafm.h"
+#include "hafm/transformer.h"
+#include "hafm/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static hafm_tf_model *paper_model(int stage)
+{
+    hafm_tf_config c;
+    hafm_tf_config_paper(&c, stage);
+    hafm_tf_model *m = hafm_tf_new(&c);
+    hafm_tf_init_random(m, 1);
+    return m;
+}
+
+/* Bytes one decode step must read: every block matrix and bias, the head of one codebook. */
+static double weight_bytes_per_token(const hafm_tf_model *m, double bytes_per_weight)
+{
+    double n = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const char *nm = m->tensors[i].name;
+        if (strncmp(nm, "layers.", 7) == 0) n += (double)m->tensors[i].numel;
+    }
+    n += (double)m->cfg.target.vocab * m->cfg.d_model;
+    return n * bytes_per_weight;
+}
+
+static int decode_bench(int stage, int context, int steps)
+{
+    hafm_tf_model *m = paper_model(stage);
+    hafm_tf_enable_bf16(m);
+    int V = m->cfg.target.vocab, Q = m->cfg.target.codebooks, B = 2;
+    hafm_tf_layout lay;
+    int units = hafm_tf_window_units(&m->cfg);
+    hafm_tf_layout_init(&lay, &m->cfg, units);
+    if (context + steps > lay.L) {
+        fprintf(stderr, "context + steps exceed the %d-token window\n", lay.L);
+        return 1;
+    }
+    int32_t *tok = calloc((size_t)B * lay.L, sizeof *tok);
+    float *lf = malloc((size_t)B * V * sizeof(float)), *lb = malloc((size_t)B * V * sizeof(float));
+    double err = 0.0, lmax = 0.0, rate[2];
+    for (int bf = 1; bf >= 0; bf--) {
+        hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L, bf);
+        int32_t *pre = calloc((size_t)B * context, sizeof *pre);
+        hafm_tf_decode(m, k, pre, lay.table, lay.seg, context, 0, bf ? lb : lf, bf);
+        double t0 = hafm_now();
+        for (int s = 0; s < steps; s++) {
+            int32_t step[2] = { s % V, s % V };
+            int p = context + s;
+            hafm_tf_decode(m, k, step, lay.table + p, lay.seg + p, 1, (p + 1) % Q, bf ? lb : lf, bf);
+        }
+        rate[bf] = steps / (hafm_now() - t0);
+        free(pre);
+        hafm_tf_cache_free(k);
+    }
+    for (int i = 0; i < B * V; i++) {
+        err = fmax(err, fabs(lb[i] - lf[i]));
+        lmax = fmax(lmax, fabs(lf[i]));
+    }
+    double bound_bf = 50e9 / weight_bytes_per_token(m, 2), bound_f = 50e9 / weight_bytes_per_token(m, 4);
+    printf("bench stage%d_decode_cfg_bf16_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound; PyTorch 1.13 CPU 12, best 45: %.1fx)\n",
+           stage, context, rate[1], 100 * rate[1] / bound_bf, bound_bf, rate[1] / 45.0);
+    printf("bench stage%d_decode_cfg_fp32_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound; PyTorch 1.13 CPU best 45: %.1fx)\n",
+           stage, context, rate[0], 100 * rate[0] / bound_f, bound_f, rate[0] / 45.0);
+    printf("bench stage%d_bf16_logit_error: %.3g max abs  (max |logit| %.3g after %d steps)\n", stage, err, lmax, steps);
+    free(tok);
+    free(lf);
+    free(lb);
+    hafm_tf_layout_free(&lay);
+    hafm_tf_free(m);
+    return 0;
+}
+
+static int train_bench(int stage, int batch, int len_units, int steps)
+{
+    hafm_tf_model *m = paper_model(stage);
+    hafm_tf_layout lay;
+    hafm_tf_layout_init(&lay, &m->cfg, len_units);
+    hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, 1);
+    int32_t *tok = calloc((size_t)lay.L, sizeof *tok);
+    float *g = calloc(m->n_params, sizeof(float)), *am = calloc(m->n_params, sizeof(float)), *av = calloc(m->n_params, sizeof(float));
+    unsigned char *decay = calloc(m->n_params, 1);
+    double t0 = 0;
+    for (int s = 0; s <= steps; s++) {
+        if (s == 1) t0 = hafm_now();   /* step 0 warms up (first-touch of the buffers) */
+        memset(g, 0, m->n_params * sizeof(float));
+        for (int b = 0; b < batch; b++) {
+            for (int p = 0; p < lay.L; p++) tok[p] = lay.table[p] < 0 ? 0 : (p * 7 + b) % (m->table_rows[lay.table[p]] - 1);
+            hafm_tf_forward(m, a, tok);
+            hafm_tf_loss(a, tok, 1.0f / (batch * lay.n_target), NULL);
+            hafm_tf_backward(m, a, tok, g);
+        }
+        hafm_adamw_update(m->params, g, am, av, decay, m->n_params, 1e-4, 0.9, 0.999, 1e-8, 0.01, s + 1);
+    }
+    double tps = (double)steps * batch * lay.L / (hafm_now() - t0);
+    printf("bench stage%d_train_b%dx%d: %.0f tokens/s  (PyTorch 1.13 CPU 280, best 304, for batch 8 x 1024: %.2fx)\n",
+           stage, batch, lay.L, tps, tps / 280.0);
+    hafm_tf_acts_free(a);
+    hafm_tf_layout_free(&lay);
+    free(tok);
+    free(g);
+    free(am);
+    free(av);
+    free(decay);
+    hafm_tf_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    hafm_init(argc, argv);
+    if (argc == 5 && strcmp(argv[1], "decode") == 0) return decode_bench(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    if (argc == 6 && strcmp(argv[1], "train") == 0)
+        return train_bench(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    fprintf(stderr, "usage: stages_bench decode STAGE CONTEXT STEPS | train STAGE BATCH UNITS STEPS\n");
+    return 2;
+}

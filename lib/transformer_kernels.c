@@ -1,0 +1,446 @@
+/* transformer_kernels.c - the stage Transformer's kernels, each forward beside its backward
+ * (llm.c style: outputs first, sizes last, shapes in comments).
+ *
+ * Reductions over rows (weight gradients) are parallelised over the reduced tensor's elements,
+ * never with atomics or thread-order-dependent merges, so a training run is bit-reproducible for a
+ * given thread count (hafm-train's resume relies on it). */
+#include "hafm/transformer.h"
+#include "hafm/linalg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+/* ---- RMSNorm ---------------------------------------------------------------------------------- */
+void hafm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps)
+{   /* out, inp [N,C]; rstd [N] (may be NULL) */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        for (int i = 0; i < C; i++) y[i] = x[i] * r * weight[i];
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void hafm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                           const float *weight, const float *rstd, int N, int C)
+{   /* dinp [N,C] +=, dweight [C] += */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += dy[i] * weight[i] * x[i];
+        float k = dot * r * r * r / C;
+        for (int i = 0; i < C; i++) dx[i] += dy[i] * weight[i] * r - x[i] * k;
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < C; i++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
+        dweight[i] += acc;
+    }
+}
+
+/* ---- QK-norm: RMSNorm over each head's hd elements, one scale [hd] shared by the heads ------- */
+void hafm_qknorm_forward(float *out, float *rstd, const float *inp, int ld_in, const float *weight,
+                         int N, int d, int H, float eps)
+{   /* inp rows of stride ld_in, out [N,d], rstd [N,H] (may be NULL) */
+    int hd = d / H;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ld_in + h * hd;
+            float *y = out + (size_t)n * d + h * hd;
+            float ss = 0.0f;
+            for (int i = 0; i < hd; i++) ss += x[i] * x[i];
+            float r = 1.0f / sqrtf(ss / hd + eps);
+            for (int i = 0; i < hd; i++) y[i] = x[i] * r * weight[i];
+            if (rstd) rstd[(size_t)n * H + h] = r;
+        }
+}
+
+void hafm_qknorm_backward(float *dinp, int ld_in, float *dweight, const float *dout, const float *inp,
+                          const float *weight, const float *rstd, int N, int d, int H)
+{   /* dinp rows of stride ld_in (overwritten), dweight [hd] += */
+    int hd = d / H;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ld_in + h * hd, *dy = dout + (size_t)n * d + h * hd;
+            float *dx = dinp + (size_t)n * ld_in + h * hd;
+            float r = rstd[(size_t)n * H + h], dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += dy[i] * weight[i] * x[i];
+            float k = dot * r * r * r / hd;
+            for (int i = 0; i < hd; i++) dx[i] = dy[i] * weight[i] * r - x[i] * k;
+        }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++)
+            for (int h = 0; h < H; h++)
+                acc += dout[(size_t)n * d + h * hd + i] * inp[(size_t)n * ld_in + h * hd + i] * rstd[(size_t)n * H + h];
+        dweight[i] += acc;
+    }
+}
+
+/* ---- GEGLU: out = gelu(a) * b, a and b the two halves of each input row ----------------------- */
+static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
+static inline float gelu_grad(float x)
+{
+    return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+}
+
+void hafm_geglu_forward(float *out, const float *inp, int N, int F)
+{   /* inp [N,2F], out [N,F] */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = inp + (size_t)n * 2 * F, *b = a + F;
+        float *y = out + (size_t)n * F;
+        for (int i = 0; i < F; i++) y[i] = gelu(a[i]) * b[i];
+    }
+}
+
+void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N, int F)
+{   /* dinp [N,2F] overwritten */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = inp + (size_t)n * 2 * F, *b = a + F, *dy = dout + (size_t)n * F;
+        float *da = dinp + (size_t)n * 2 * F, *db = da + F;
+        for (int i = 0; i < F; i++) {
+            da[i] = dy[i] * b[i] * gelu_grad(a[i]);
+            db[i] = dy[i] * gelu(a[i]);
+        }
+    }
+}
+
+/* ---- linear layers ------------------------------------------------------------------------------ */
+void hafm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IN, int OUT)
+{   /* out [N,OUT] = inp [N,IN] weight[OUT,IN]^T + bias[OUT] */
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof *out);
+    }
+    hafm_sgemm(0, 1, N, OUT, IN, 1.0f, inp, IN, weight, IN, bias ? 1.0f : 0.0f, out, OUT);
+}
+
+void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int IN, int OUT)
+{   /* dinp [N,IN] overwritten (if not NULL), dweight [OUT,IN] +=, dbias [OUT] += */
+    if (dinp) hafm_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
+    hafm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
+    if (dbias) {
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dout[(size_t)n * OUT + o];
+            dbias[o] += acc;
+        }
+    }
+}
+
+/* Decode-time products: a handful of rows against a large weight, which is memory bound, so each
+ * weight row is read once for all M inputs and the rows are split among threads. */
+static inline float bf16f(uint16_t h)
+{
+    union { uint32_t u; float f; } v = { .u = (uint32_t)h << 16 };
+    return v.f;
+}
+
+typedef uint32_t u32_unaligned __attribute__((aligned(1), may_alias));
+
+static inline float u32f(uint32_t u)
+{
+    union { uint32_t u; float f; } v = { .u = u };
+    return v.f;
+}
+
+void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT)
+{   /* out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias */
+    if (M == 2) {
+        /* Two bf16 weights per 32-bit load: the even one is (u << 16), the odd one (u & 0xffff0000),
+         * each a float; the inputs are split into even and odd halves once to match. */
+        int H2 = IN / 2;
+        float *xs = hafm_aligned_alloc((size_t)4 * (H2 + 1) * sizeof(float));
+        float *xe0 = xs, *xo0 = xs + (H2 + 1), *xe1 = xs + 2 * (H2 + 1), *xo1 = xs + 3 * (H2 + 1);
+        for (int k = 0; k < H2; k++) {
+            xe0[k] = inp[2 * k];
+            xo0[k] = inp[2 * k + 1];
+            xe1[k] = inp[IN + 2 * k];
+            xo1[k] = inp[IN + 2 * k + 1];
+        }
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            const uint16_t *w = weight + (size_t)o * IN;
+            const u32_unaligned *wp = (const u32_unaligned *)w;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma omp simd reduction(+:a0, a1)
+            for (int k = 0; k < H2; k++) {
+                uint32_t u = wp[k];
+                float lo = u32f(u << 16), hi = u32f(u & 0xffff0000u);
+                a0 += lo * xe0[k] + hi * xo0[k];
+                a1 += lo * xe1[k] + hi * xo1[k];
+            }
+            if (IN & 1) {
+                float wl = bf16f(w[IN - 1]);
+                a0 += wl * inp[IN - 1];
+                a1 += wl * inp[2 * IN - 1];
+            }
+            float b = bias ? bias[o] : 0.0f;
+            out[o] = a0 + b;
+            out[OUT + o] = a1 + b;
+        }
+        free(xs);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OUT; o++) {
+        const uint16_t *w = weight + (size_t)o * IN;
+        for (int m = 0; m < M; m++) {
+            const float *x = inp + (size_t)m * IN;
+            float a = 0.0f;
+#pragma omp simd reduction(+:a)
+            for (int i = 0; i < IN; i++) a += bf16f(w[i]) * x[i];
+            out[(size_t)m * OUT + o] = a + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT)
+{
+    if (M == 2) {
+        const float *x0 = inp, *x1 = inp + IN;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            const float *w = weight + (size_t)o * IN;
+            float a0 = 0.0f, a1 = 0.0f;
+#pragma omp simd reduction(+:a0, a1)
+            for (int i = 0; i < IN; i++) {
+                a0 += w[i] * x0[i];
+                a1 += w[i] * x1[i];
+            }
+            float b = bias ? bias[o] : 0.0f;
+            out[o] = a0 + b;
+            out[OUT + o] = a1 + b;
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OUT; o++) {
+        const float *w = weight + (size_t)o * IN;
+        for (int m = 0; m < M; m++) {
+            const float *x = inp + (size_t)m * IN;
+            float a = 0.0f;
+#pragma omp simd reduction(+:a)
+            for (int i = 0; i < IN; i++) a += w[i] * x[i];
+            out[(size_t)m * OUT + o] = a + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------------ */
+int hafm_rel_bucket(int n, int buckets, int max_distance)
+{
+    /* T5's causal bucketing, in float32 like the PyTorch reference so both agree at every n. */
+    int exact = buckets / 2;
+    if (n < exact) return n;
+    float v = logf((float)n / (float)exact) / (float)log((double)max_distance / exact) * (float)(buckets - exact);
+    int b = exact + (int)v;
+    return b < buckets - 1 ? b : buckets - 1;
+}
+
+/* Rows at or above this many queries go through sgemm; single decode steps use direct loops. */
+#define ATT_GEMM_MIN_T 8
+/* Query rows per block of the sgemm path. */
+#define ATT_BLOCK 64
+
+void hafm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                            int ld_k, int ld_v, int64_t k_bstride, int64_t v_bstride,
+                            const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
+{
+    int hd = d / H, Lk = pos0 + T;
+    float scale = 1.0f / sqrtf((float)hd);
+    if (T < ATT_GEMM_MIN_T) {
+        int nthr = omp_get_max_threads();
+        float *scr = hafm_aligned_alloc((size_t)nthr * Lk * sizeof(float));
+#pragma omp parallel for collapse(3) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int t = 0; t < T; t++) {
+                    float *s = scr + (size_t)omp_get_thread_num() * Lk;
+                    const float *qi = q + ((size_t)b * T + t) * d + h * hd;
+                    const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
+                    int pi = pos0 + t;
+                    float mx = -INFINITY;
+                    for (int j = 0; j <= pi; j++) {
+                        const float *kj = kb + (size_t)j * ld_k;
+                        float a = 0.0f;
+#pragma omp simd reduction(+:a)
+                        for (int i = 0; i < hd; i++) a += qi[i] * kj[i];
+                        s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+                        if (s[j] > mx) mx = s[j];
+                    }
+                    float sum = 0.0f;
+                    for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                    float inv = 1.0f / sum;
+                    float *o = out + ((size_t)b * T + t) * d + h * hd;
+                    for (int i = 0; i < hd; i++) o[i] = 0.0f;
+                    for (int j = 0; j <= pi; j++) {
+                        const float *vj = vb + (size_t)j * ld_v;
+                        float p = s[j] * inv;
+                        for (int i = 0; i < hd; i++) o[i] += p * vj[i];
+                    }
+                    if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+                }
+        free(scr);
+        return;
+    }
+    /* Query rows in blocks, each against only the keys it can see: causal attention costs about
+     * half of the full square. */
+    float *S = hafm_aligned_alloc((size_t)ATT_BLOCK * Lk * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
+                int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = pos0 + t0 + M;
+                const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
+                const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
+                hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, S, N);
+#pragma omp parallel for schedule(static)
+                for (int t = 0; t < M; t++) {
+                    float *s = S + (size_t)t * N;
+                    int pi = pos0 + t0 + t;
+                    float mx = -INFINITY;
+                    for (int j = 0; j <= pi; j++) {
+                        s[j] += rel_bias[buckets[pi - j] * H + h];
+                        if (s[j] > mx) mx = s[j];
+                    }
+                    float sum = 0.0f;
+                    for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j <= pi; j++) s[j] *= inv;
+                    for (int j = pi + 1; j < N; j++) s[j] = 0.0f;
+                    if (lse) lse[((size_t)b * H + h) * T + t0 + t] = mx + logf(sum);
+                }
+                hafm_sgemm(0, 0, M, hd, N, 1.0f, S, N, vb, ld_v, 0.0f, out + ((size_t)b * T + t0) * d + h * hd, d);
+            }
+    free(S);
+}
+
+void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
+                                   const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
+{
+    int hd = d / H, Lk = pos0 + T;
+    if (T >= ATT_GEMM_MIN_T) {
+        /* prefill chunks: widen the visible keys and values once, then the sgemm path */
+        float *kf = hafm_aligned_alloc((size_t)B * Lk * d * sizeof(float));
+        float *vf = hafm_aligned_alloc((size_t)B * Lk * d * sizeof(float));
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < B * Lk; r++) {
+            size_t src = ((size_t)(r / Lk) * max_len + r % Lk) * d, dst = (size_t)r * d;
+            for (int i = 0; i < d; i++) {
+                kf[dst + i] = bf16f(k[src + i]);
+                vf[dst + i] = bf16f(v[src + i]);
+            }
+        }
+        hafm_attention_forward(out, NULL, q, kf, vf, d, d, (int64_t)Lk * d, (int64_t)Lk * d, rel_bias, buckets, B, T, pos0, d, H);
+        free(kf);
+        free(vf);
+        return;
+    }
+    float scale = 1.0f / sqrtf((float)hd);
+    int nthr = omp_get_max_threads();
+    float *scr = hafm_aligned_alloc((size_t)nthr * Lk * sizeof(float));
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                float *s = scr + (size_t)omp_get_thread_num() * Lk;
+                const float *qi = q + ((size_t)b * T + t) * d + h * hd;
+                const uint16_t *kb = k + (size_t)b * max_len * d + h * hd, *vb = v + (size_t)b * max_len * d + h * hd;
+                int pi = pos0 + t;
+                float mx = -INFINITY;
+                for (int j = 0; j <= pi; j++) {
+                    const uint16_t *kj = kb + (size_t)j * d;
+                    float a = 0.0f;
+#pragma omp simd reduction(+:a)
+                    for (int i = 0; i < hd; i++) a += qi[i] * bf16f(kj[i]);
+                    s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+                    if (s[j] > mx) mx = s[j];
+                }
+                float sum = 0.0f;
+                for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                float inv = 1.0f / sum;
+                float *o = out + ((size_t)b * T + t) * d + h * hd;
+                for (int i = 0; i < hd; i++) o[i] = 0.0f;
+                for (int j = 0; j <= pi; j++) {
+                    const uint16_t *vj = vb + (size_t)j * d;
+                    float p = s[j] * inv;
+#pragma omp simd
+                    for (int i = 0; i < hd; i++) o[i] += p * bf16f(vj[i]);
+                }
+            }
+    free(scr);
+}
+
+void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, const float *dout,
+                             const float *out, const float *lse, const float *q, const float *k,
+                             const float *v, int ld_k, int ld_v, const float *rel_bias,
+                             const int *buckets, int B, int T, int d, int H)
+{
+    int hd = d / H, nb = 0;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int n = 0; n < T; n++)
+        if (buckets[n] + 1 > nb) nb = buckets[n] + 1;
+    float *P = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
+    float *dS = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
+    int nthr = omp_get_max_threads();
+    float *part = hafm_aligned_alloc((size_t)nthr * nb * sizeof(float));
+    memset(dk, 0, (size_t)B * T * d * sizeof(float));
+    memset(dv, 0, (size_t)B * T * d * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *kb = k + (size_t)b * T * ld_k + h * hd, *vb = v + (size_t)b * T * ld_v + h * hd;
+            const float *lb = lse + ((size_t)b * H + h) * T;
+            float *dkb = dk + (size_t)b * T * d + h * hd, *dvb = dv + (size_t)b * T * d + h * hd;
+            memset(part, 0, (size_t)nthr * nb * sizeof(float));
+            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
+                int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = t0 + M;
+                const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
+                const float *dob = dout + ((size_t)b * T + t0) * d + h * hd, *ob = out + ((size_t)b * T + t0) * d + h * hd;
+                /* The probabilities are recomputed from the saved log-sum-exp rather than stored:
+                 * [T,T] per head and layer would not fit for 10 s windows of stage 3. */
+                hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, P, N);
+                hafm_sgemm(0, 1, M, N, hd, 1.0f, dob, d, vb, ld_v, 0.0f, dS, N);
+#pragma omp parallel
+                {
+                    float *acc = part + (size_t)omp_get_thread_num() * nb;
+#pragma omp for schedule(static)
+                    for (int t = 0; t < M; t++) {
+                        int pi = t0 + t;
+                        float Dt = 0.0f;
+                        for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
+                        float *p = P + (size_t)t * N, *ds = dS + (size_t)t * N;
+                        for (int j = 0; j <= pi; j++) {
+                            p[j] = expf(p[j] + rel_bias[buckets[pi - j] * H + h] - lb[pi]);
+                            ds[j] = p[j] * (ds[j] - Dt);
+                            acc[buckets[pi - j]] += ds[j];
+                        }
+                        for (int j = pi + 1; j < N; j++) p[j] = ds[j] = 0.0f;
+                    }
+                }
+                hafm_sgemm(0, 0, M, hd, N, scale, dS, N, kb, ld_k, 0.0f, dq + ((size_t)b * T + t0) * d + h * hd, d);
+                hafm_sgemm(1, 0, N, hd, M, scale, dS, N, qb, d, 1.0f, dkb, d);
+                hafm_sgemm(1, 0, N, hd, M, 1.0f, P, N, dob, d, 1.0f, dvb, d);
+            }
+            for (int th = 0; th < nthr; th++)
+                for (int i = 0; i < nb; i++) drel_bias[i * H + h] += part[(size_t)th * nb + i];
+        }
+    free(P);
+    free(dS);
+    free(part);
+}

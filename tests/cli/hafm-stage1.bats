@@ -1,0 +1,111 @@
+#!/usr/bin/env bats
+# hafm-stage1: vocal semantic tokens -> accompaniment semantic tokens (tiny 0.24 s window model).
+
+load stages_common
+
+setup() {
+    need_python
+    T=$BATS_TMPDIR/stage1.$$
+    mkdir -p "$T"
+    M=$MODELS/ref_stage1.safetensors
+    export HAFM_THREADS=1
+    random_stream "$T/in.hafm" --items 2 --seed 3 vocal.semantic:1:50:13:101 notes:2:10:5:7
+}
+
+teardown() { rm -rf "$T"; }
+
+@test "help, version, bad options" {
+    run "$HAFM_BIN/hafm-stage1" --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == usage:* ]]
+    [[ "$output" == *"--cfg-scale"*"[3]"* ]]
+    run "$HAFM_BIN/hafm-stage1" --version
+    [ "$status" -eq 0 ]
+    [[ "$output" == *hafm* ]]
+    run "$HAFM_BIN/hafm-stage1" --bogus
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-stage1" -m "$M" -s 101 "$T/in.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"-s"* ]]
+    run "$HAFM_BIN/hafm-stage1" -m "$M" -p 0 "$T/in.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-stage1" -m "$M" --overlap 0.24 "$T/in.hafm"
+    [ "$status" -eq 2 ]
+}
+
+@test "appends accomp.semantic of the input length to every item, passes the rest through" {
+    "$HAFM_BIN/hafm-stage1" -m "$M" "$T/in.hafm" > "$T/out.hafm"
+    tracks "$T/in.hafm" > "$T/in.txt"
+    tracks "$T/out.hafm" > "$T/out.txt"
+    # every input track unchanged (101 frames = 17 windows of 12 units with 3 units of overlap)
+    [ "$(grep -v accomp.semantic "$T/out.txt")" = "$(cat "$T/in.txt")" ]
+    [ "$(grep -c 'accomp.semantic \[1\] 50 11 101' "$T/out.txt")" -eq 2 ]
+    "$HAFM_BIN/hafm-dump" < "$T/out.hafm" | grep '"name":"accomp.semantic"' | grep -q '"cfg_scale":3'
+}
+
+@test "same seed, same tokens; another seed, other tokens; greedy ignores the seed" {
+    "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/a.hafm"
+    "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/b.hafm"
+    "$HAFM_BIN/hafm-stage1" -m "$M" -S 8 "$T/in.hafm" > "$T/c.hafm"
+    cmp "$T/a.hafm" "$T/b.hafm"
+    ! cmp -s "$T/a.hafm" "$T/c.hafm"
+    "$HAFM_BIN/hafm-stage1" -m "$M" -T 0 -S 1 "$T/in.hafm" | "$HAFM_BIN/hafm-dump" | grep -v '"seed"' > "$T/g1"
+    "$HAFM_BIN/hafm-stage1" -m "$M" -T 0 -S 2 "$T/in.hafm" | "$HAFM_BIN/hafm-dump" | grep -v '"seed"' > "$T/g2"
+    cmp "$T/g1" "$T/g2"
+}
+
+@test "scale 1, top-p, fp32 and threads are accepted; the model comes from \$HAFM_STAGE1_MODEL" {
+    HAFM_STAGE1_MODEL=$M run "$HAFM_BIN/hafm-stage1" -s 1 -p 0.9 -k 0 --fp32 -t 2 "$T/in.hafm"
+    [ "$status" -eq 0 ]
+    HAFM_STAGE1_MODEL=$T/none.safetensors run "$HAFM_BIN/hafm-stage1" "$T/in.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == hafm-stage1:*none.safetensors* ]]
+}
+
+@test "bad input: missing track, wrong vocabulary, wrong rate, existing output track" {
+    random_stream "$T/x.hafm" other:1:50:13:20
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/x.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no track 'vocal.semantic'"* ]]
+    random_stream "$T/x.hafm" vocal.semantic:1:50:14:20
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/x.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"track 'vocal.semantic': expected vocabulary 13, got 14"* ]]
+    random_stream "$T/x.hafm" vocal.semantic:1:75:13:20
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/x.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"expected rate 50 Hz"* ]]
+    random_stream "$T/x.hafm" vocal.semantic:1:50:13:20 accomp.semantic:1:50:11:20
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/x.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"already has a track 'accomp.semantic'"* ]]
+}
+
+@test "bad input: empty, truncated, not a stream" {
+    run "$HAFM_BIN/hafm-stage1" -m "$M" < /dev/null
+    [ "$status" -eq 1 ]
+    [[ "$output" == hafm-stage1:* ]]
+    head -c 300 "$T/in.hafm" > "$T/trunc.hafm"
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/trunc.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *hafm-stage1:* ]]
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$M"
+    [ "$status" -eq 1 ]
+    run "$HAFM_BIN/hafm-stage1" -m "$M" "$T/missing.hafm"
+    [ "$status" -eq 1 ]
+}
+
+@test "bad model: another stage, corrupt, truncated, not a model" {
+    run "$HAFM_BIN/hafm-stage1" -m "$MODELS/ref_stage2.safetensors" "$T/in.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"stage 2 model, not stage 1"* ]]
+    head -c 5000 "$M" > "$T/trunc.safetensors"
+    run "$HAFM_BIN/hafm-stage1" -m "$T/trunc.safetensors" "$T/in.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == hafm-stage1:* ]]
+    printf 'garbage' > "$T/g.safetensors"
+    run "$HAFM_BIN/hafm-stage1" -m "$T/g.safetensors" "$T/in.hafm"
+    [ "$status" -eq 1 ]
+    run "$HAFM_BIN/hafm-stage1" -m "$T/in.hafm" "$T/in.hafm"
+    [ "$status" -eq 1 ]
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bats
+# hafm-train: learning a synthetic conditional task, bit-identical resume, MPI equality, curves,
+# and the trained model generating with hafm-stage3.
+
+load stages_common
+
+CFG='{"stage":3,"n_layer":2,"d_model":64,"n_head":4,"d_ff":128,"rel_buckets":128,"rel_max_distance":256,"norm_eps":1e-6,"window_seconds":0.16,"conditions":[{"name":"accomp.coarse","codebooks":4,"vocab":16,"rate":75}],"target":{"name":"accomp.fine","codebooks":4,"codebook_offset":4,"vocab":16,"rate":75}}'
+
+setup() {
+    need_python
+    T=$BATS_TMPDIR/train.$$
+    mkdir -p "$T"
+    export HAFM_THREADS=1
+    echo "$CFG" > "$T/cfg.json"
+    # fine codebook q = (5 coarse[q] + 1 + fine[q-1] mod 2) mod 16: condition plus context
+    $PY "$STREAM_PY" synth "$T/train.hafm" --stage 3 --items 8 --seconds 3 --vocab 16 --seed 1
+    $PY "$STREAM_PY" synth "$T/val.hafm" --stage 3 --items 2 --seconds 3 --vocab 16 --seed 2
+    COMMON="--config $T/cfg.json --batch 4 --micro-batch 2 --lr 1e-2 --warmup 2 -q"
+}
+
+teardown() { rm -rf "$T"; }
+
+losses() { grep -o '"step":[0-9]*,"loss":[-0-9.e]*' "$1"; }
+
+@test "help, version, bad options, paper parameter counts" {
+    run "$HAFM_BIN/hafm-train" --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == usage:* ]]
+    run "$HAFM_BIN/hafm-train" --version
+    [ "$status" -eq 0 ]
+    run "$HAFM_BIN/hafm-train" --frobnicate
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" --stage 4 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" --stage 1 --lr 2 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" --stage 1 --print-params
+    [ "$output" = "stage 1: 38591212 parameters, window 10 s = 1001 tokens" ]
+    run "$HAFM_BIN/hafm-train" --stage 2 --print-params
+    [ "$output" = "stage 2: 42534136 parameters, window 10 s = 4001 tokens" ]
+    run "$HAFM_BIN/hafm-train" --stage 3 --print-params
+    [ "$output" = "stage 3: 44119800 parameters, window 10 s = 6001 tokens" ]
+}
+
+@test "a tiny model learns the synthetic task to >= 99% validation token accuracy within a minute" {
+    start=$(date +%s)
+    "$HAFM_BIN/hafm-train" --config "$T/cfg.json" --steps 250 --batch 16 --micro-batch 16 --lr 1e-2 --warmup 25 \
+        --val "$T/val.hafm" --val-every 50 --log "$T/log.jsonl" --plot "$T/curves.png" --export "$T/model.safetensors" \
+        -o "$T/ckpt.safetensors" -q "$T/train.hafm"
+    took=$(( $(date +%s) - start ))
+    acc=$(grep val_acc "$T/log.jsonl" | tail -1 | sed 's/.*"val_acc":\([0-9.e-]*\).*/\1/')
+    echo "# validation token accuracy $acc after 250 steps in ${took} s" >&3
+    awk -v a="$acc" 'BEGIN { exit !(a >= 0.99) }'
+    [ "$took" -le 60 ]
+    # curves: a PNG from the log
+    [ "$(head -c 4 "$T/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ]
+    # the exported model generates the learned function with hafm-stage3 (greedy, no guidance),
+    # across several generation windows
+    $PY "$STREAM_PY" synth "$T/test.hafm" --stage 3 --items 1 --seconds 1 --vocab 16 --seed 9
+    $PY -c "
+import sys; sys.path.insert(0, '$(dirname "$STREAM_PY")')
+import hafm_stream as h
+(key, tr), = h.read_tracks('$T/test.hafm')
+d, c = tr['accomp.coarse']
+sys.stdout.buffer.write(h.header() + h.item(key, [('accomp.coarse', c, 75, 16, None)]))
+" > "$T/cond.hafm"
+    "$HAFM_BIN/hafm-stage3" -m "$T/model.safetensors" -s 1 -T 0 "$T/cond.hafm" > "$T/gen.hafm"
+    $PY -c "
+import sys; sys.path.insert(0, '$(dirname "$STREAM_PY")')
+import hafm_stream as h
+(_, want), = h.read_tracks('$T/test.hafm')
+(_, got), = h.read_tracks('$T/gen.hafm')
+a = (want['accomp.fine'][1] == got['accomp.fine'][1]).mean()
+print('# generated fine tokens equal to the task function: %.4f' % a, file=sys.stderr)
+sys.exit(0 if a >= 0.99 else 1)
+"
+}
+
+@test "kill and resume: the loss trajectory and the final checkpoint equal an uninterrupted run" {
+    "$HAFM_BIN/hafm-train" $COMMON --steps 12 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
+    "$HAFM_BIN/hafm-train" $COMMON --steps 12 --stop-at 5 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
+    [ "$(grep -c '"loss"' "$T/b.jsonl")" -eq 5 ]
+    "$HAFM_BIN/hafm-train" --resume "$T/b.safetensors" -q --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
+    [ "$(losses "$T/a.jsonl")" = "$(losses "$T/b.jsonl")" ]
+    cmp "$T/a.safetensors" "$T/b.safetensors"
+}
+
+@test "mpirun -np 2 at the same global batch equals one process within float tolerance" {
+    command -v mpirun >/dev/null || skip "mpirun is not installed"
+    "$HAFM_BIN/hafm-train" $COMMON --steps 8 --log "$T/one.jsonl" -o "$T/one.safetensors" "$T/train.hafm"
+    mpirun --allow-run-as-root --oversubscribe -np 2 "$HAFM_BIN/hafm-train" $COMMON --steps 8 \
+        --log "$T/two.jsonl" -o "$T/two.safetensors" "$T/train.hafm"
+    paste -d' ' <(losses "$T/one.jsonl" | sed 's/.*://') <(losses "$T/two.jsonl" | sed 's/.*://') > "$T/pairs"
+    [ "$(wc -l < "$T/pairs")" -eq 8 ]
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "# max loss difference over 8 steps: %.3g\n", m > "/dev/stderr"; exit !(m < 1e-5) }' "$T/pairs"
+}
+
+@test "bad input: corrupt checkpoint, plain model, no usable items, wrong vocabulary" {
+    "$HAFM_BIN/hafm-train" $COMMON --steps 2 --export "$T/plain.safetensors" -o "$T/c.safetensors" "$T/train.hafm"
+    head -c 20000 "$T/c.safetensors" > "$T/bad.safetensors"
+    run "$HAFM_BIN/hafm-train" --resume "$T/bad.safetensors" -o "$T/r.safetensors" "$T/train.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == hafm-train:* ]]
+    [ ! -e "$T/r.safetensors" ]
+    run "$HAFM_BIN/hafm-train" --resume "$T/plain.safetensors" -o "$T/r.safetensors" "$T/train.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"not a resumable checkpoint"* ]]
+    random_stream "$T/short.hafm" accomp.coarse:4:75:16:5 accomp.fine:4:75:16:5:4
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 -o "$T/r.safetensors" "$T/short.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no training item is at least one window"* ]]
+    random_stream "$T/v.hafm" accomp.coarse:4:75:17:50 accomp.fine:4:75:16:50:4
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 -o "$T/r.safetensors" "$T/v.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"expected vocabulary 16, got 17"* ]]
+    [ ! -e "$T/r.safetensors" ]
+}
