@@ -17,6 +17,8 @@ static void usage(FILE *fp)
             "extension; at the vocal's rate and channels; written atomically). Prints each stage's time.\n"
             "  -o, --output FILE          the mix\n"
             "  -A, --accompaniment-only FILE  the accompaniment alone (24 kHz); with -o, both\n"
+            "  -a, --accompaniment FILE   mix this accompaniment (any audio file) with VOCAL instead\n"
+            "                             of generating one: no models are needed\n"
             "  -M, --models DIR           codec, centroids, stage1-3 .safetensors\n"
             "                             [$HAFM_MODELS, else ../share/hafm/models or ../models beside this program]\n"
             "  -F, --features KIND        hubert-tok features the centroids were fitted on:\n"
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
     enum { O_BIN = 256 };
     static const struct option opts[] = {
         { "output", required_argument, NULL, 'o' },   { "accompaniment-only", required_argument, NULL, 'A' },
+        { "accompaniment", required_argument, NULL, 'a' },
         { "models", required_argument, NULL, 'M' },   { "features", required_argument, NULL, 'F' },
         { "hubert-model", required_argument, NULL, 'm' }, { "seed", required_argument, NULL, 'S' },
         { "cfg-scale", required_argument, NULL, 's' }, { "temperature", required_argument, NULL, 'T' },
@@ -64,10 +67,11 @@ int main(int argc, char **argv)
     const char *models = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:A:M:F:m:S:s:T:k:p:b:t:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:A:a:M:F:m:S:s:T:k:p:b:t:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o.mix_out = optarg; break;
         case 'A': o.accomp_out = optarg; break;
+        case 'a': o.accomp_in = optarg; break;
         case 'M': models = optarg; break;
         case 'F':
             if (strcmp(optarg, "mfcc") && strcmp(optarg, "logmel") && strcmp(optarg, "hubert"))
@@ -107,8 +111,9 @@ int main(int argc, char **argv)
     if (optind != argc - 1) hafm_usage_error("expected one VOCAL file, got %d", argc - optind);
     if (!o.mix_out && !o.accomp_out) hafm_usage_error("no output: give -o MIX or --accompaniment-only FILE");
     o.vocal = argv[optind];
-    char *dir = hafm_accompany_models_dir(models);
-    if (!dir) hafm_die_last();
+    if (o.accomp_in && !o.mix_out) hafm_usage_error("--accompaniment needs -o MIX");
+    char *dir = o.accomp_in ? NULL : hafm_accompany_models_dir(models);
+    if (!dir && !o.accomp_in) hafm_die_last();
     o.models = dir;
     hafm_accompany_report rep;
     if (hafm_accompany(&o, &rep) < 0) hafm_die_last();

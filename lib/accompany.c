@@ -205,7 +205,7 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
     memset(rep, 0, sizeof *rep);
     char model[6][PATH_MAX + 64];
     const char *names[] = { "centroids", "stage1", "stage2", "stage3", "codec" };
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 5 && !o->accomp_in; i++) {
         snprintf(model[i], sizeof model[i], "%s/%s.safetensors", o->models, names[i]);
         if (!is_file(model[i])) {
             hafm_error("%s: no such model file", model[i]);
@@ -232,7 +232,7 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
     snprintf(threads, sizeof threads, "%d", o->threads);
     int status = -1;
     hafm_audio acc = { 0 }, mix = { 0 };
-    for (int s = 0; s < HAFM_ACCOMPANY_STEPS; s++) {
+    for (int s = 0; s < HAFM_ACCOMPANY_STEPS && !o->accomp_in; s++) {
         args a = { 0 };
         const char *out = w.path[s];
         if (s == 0) {
@@ -263,7 +263,11 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
         if (!o->quiet) fprintf(stderr, "%s: %-12s %8.2f s\n", hafm_progname, rep->name[s], rep->seconds[s]);
     }
     double t0 = hafm_now();
-    if (hafm_audio_read(w.path[HAFM_ACCOMPANY_STEPS], &acc) < 0) goto out;
+    const char *acc_path = o->accomp_in ? o->accomp_in : w.path[HAFM_ACCOMPANY_STEPS];
+    if (hafm_audio_read(acc_path, &acc) < 0) {
+        hafm_error_prefix("%s", acc_path);
+        goto out;
+    }
     /* the stages generate whole frames: give the accompaniment exactly the vocal's duration */
     int64_t want = (int64_t)llround((double)vocal.frames * acc.sample_rate / vocal.sample_rate);
     if (want != acc.frames) {
@@ -285,7 +289,7 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
                     rep->peak_gain_db);
         double total = rep->mix_seconds;
         for (int s = 0; s < HAFM_ACCOMPANY_STEPS; s++) total += rep->seconds[s];
-        fprintf(stderr, "%s: %-12s %8.2f s for %.1f s of vocal\n", hafm_progname, "total", total,
+        if (!o->accomp_in) fprintf(stderr, "%s: %-12s %8.2f s for %.1f s of vocal\n", hafm_progname, "total", total,
                 (double)vocal.frames / vocal.sample_rate);
     }
     status = 0;

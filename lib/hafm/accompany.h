@@ -22,6 +22,7 @@ typedef struct {
     const char *vocal;          /* input audio file, any format, rate and length */
     const char *mix_out;        /* vocal + accompaniment (NULL: none) */
     const char *accomp_out;     /* the accompaniment alone (NULL: none) */
+    const char *accomp_in;      /* mix this accompaniment instead of generating one (NULL: generate) */
     const char *models;         /* directory with codec, centroids, stage1-3 .safetensors */
     const char *features;       /* hubert-tok -F: mfcc, logmel or hubert */
     const char *hubert_model;   /* hubert-tok -m when features is hubert (NULL: its default) */

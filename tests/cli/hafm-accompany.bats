@@ -77,6 +77,25 @@ need_models() {
     [ "$status" -eq 2 ]
 }
 
+@test "hafm-accompany --accompaniment mixes a given accompaniment, loudness-matched, without models" {
+    sox -n -r 44100 -c 2 "$T/v.wav" synth 3 sine 220 gain -10
+    sox -n -r 24000 -c 1 "$T/a.wav" synth 2 sine 330 gain -30
+    run ACC -M "$T/none" -b 4 -a "$T/a.wav" -o "$T/mix.wav" "$T/v.wav"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"hafm-accompany: mix "* ]]
+    [ "$(soxi -r "$T/mix.wav")" = 44100 ]
+    [ "$(soxi -c "$T/mix.wav")" = 2 ]
+    [ "$(soxi -s "$T/mix.wav")" = "$(soxi -s "$T/v.wav")" ]
+    # the accompaniment was raised to 4 LU below the vocal: the vocal's -10 dB sine against -30 dB
+    [[ "$output" == *"+16."*" dB"* ]]
+    run ACC -a "$T/a.wav" "$T/v.wav"
+    [ "$status" -eq 2 ]
+    run ACC -a "$T/missing.wav" -o "$T/mix2.wav" "$T/v.wav"
+    [ "$status" -eq 1 ]
+    [ ! -e "$T/mix2.wav" ]
+}
+
 @test "hafm-accompany: a vocal becomes a loudness-matched mix and an accompaniment, with stage times" {
     need_models
     run ACC -M "$M" -t 1 -S 5 -o "$T/mix.wav" -A "$T/acc.wav" "$D/vocal.wav"
