@@ -24,8 +24,19 @@ data = ('The paired corpus of `examples/corpus` (seed %s, %s songs of about %s s
         '%d validation and %d test songs; vocals from the formant singer, accompaniments rendered with '
         'FluidSynth (true stems, not separated).' % (env['SEED'], env['SONGS'], env['LENGTH'], env['hours'].strip(),
                                                      count('train'), count('valid'), count('test')))
-head = lambda name, what: '# %s\n\n%s\n\nMade by `make -C examples/train` at commit %s. File: `%s.safetensors` (%s).\n\n' % (
-    name, what, env['commit'], name, size(name + '.safetensors'))
+usage = ev.get('codebook_usage', [])
+collapsed = bool(usage) and min(u['distinct'] for u in usage if u['track'] == 'accomp.coarse') < 16
+warn = ('**Status: this codec collapsed.** On the test songs its first codebook uses %d of 1024 codes; the '
+        'reconstructions are not the input (SI-SDR %s dB at 6 kbps). It was trained far too briefly for this '
+        'configuration; `make -C examples/train` with the default CODEC_STEPS, or a larger CODEC_ARCH, is what '
+        'a usable codec needs.\n\n' % (min(u['distinct'] for u in usage if u['track'] == 'accomp.coarse'),
+                                       ev['codec']['6 kbps']['si_sdr_db'])) if collapsed else ''
+warn_stage = ('**Status: the codec these tokens come from collapsed** (see codec.md), so this stage\'s targets '
+              'are nearly constant codes and its accuracy says nothing about music; retrain it after the codec.\n\n'
+              if collapsed else '')
+note = (' ' + env['TRAINED_WITH']) if env.get('TRAINED_WITH') else ''
+head = lambda name, what: '# %s\n\n%s\n\nMade by `make -C examples/train` at commit %s.%s File: `%s.safetensors` (%s).\n\n' % (
+    name, what, env['commit'], note, name, size(name + '.safetensors'))
 
 # ---- codec
 log = load(os.path.join(W, 'codec', 'log.jsonl'))
@@ -40,7 +51,7 @@ secs = sum(l.get('sec', 0) for l in steps.values())
 c = ev['codec']
 card = head('codec', 'A small EnCodec-architecture codec (SEANet encoder/decoder with an LSTM, residual vector '
             'quantiser), 24 kHz mono, 75 frames per second, 8 codebooks of 1024 at 6 kbps; the codec of '
-            '`encodec-enc`/`encodec-dec` in the default pipeline.')
+            '`encodec-enc`/`encodec-dec` in the default pipeline.') + warn
 card += '## Data\n\n%s Trained on the accompaniments of the training songs (the codec only codes accompaniments).\n\n' % data
 card += ('## Configuration and training\n\n`encodec-train %s --steps %s --batch %s --segment %s --seed %s` '
          '(reconstruction losses: time-domain L1, multi-scale mel; quantiser dropout over 1.5/3/6 kbps).\n\n'
@@ -55,6 +66,9 @@ card += ('## Measured on the %d held-out test songs (`make eval`)\n\n| bandwidth
          % len(ev['songs']))
 for kb, r in c.items():
     card += '| %s | %d | %s | %s |\n' % (kb, r['codebooks'], r['si_sdr_db'], r['mel_distance'])
+card += '\nCodes of the test songs\' accompaniments: ' + ', '.join(
+    '%s codebook %d: %d distinct (the most frequent %.1f %%)' % (u['track'], u['codebook'], u['distinct'], 100 * u['top_share'])
+    for u in ev.get('codebook_usage', [])) + '.\n'
 card += ('\nSI-SDR of the reconstruction against the true accompaniment (means removed); log-mel distance: mean '
          'absolute difference of log10 mel power, 64 bands (`hafm-fit -r`).\n')
 open(os.path.join(M, 'codec.md'), 'w').write(card)
@@ -83,7 +97,7 @@ for st in (1, 2, 3):
     tr = [l for l in log if 'loss' in l]
     va = [l for l in log if 'val_loss' in l]
     card = head(name, what[st] + ' A decoder-only Transformer of the paper\'s architecture (RMSNorm, QK-norm, '
-                'T5 relative position bias, GEGLU, per-codebook heads) at a small size.')
+                'T5 relative position bias, GEGLU, per-codebook heads) at a small size.') + (warn_stage if st > 1 else '')
     card += '## Data\n\n%s Tokens: `hubert-tok -F %s -c centroids.safetensors` on vocal and accompaniment, `encodec-enc -b 6` with `codec.safetensors` on the accompaniment.\n\n' % (data, env['FEATURES'])
     card += ('## Configuration and training\n\n```json\n%s\n```\n\n`hafm-train --config stage%d.json --steps %s --batch %s '
              '--lr %s --seed %s` (AdamW, warmup and cosine decay, condition dropout 0.1).\n\n'
@@ -95,7 +109,11 @@ for st in (1, 2, 3):
     for l in va:
         card += '| %d | %.4f | %.4f |\n' % (l['step'], l['val_loss'], l['val_acc'])
     f = ev['fit']
-    card += ('\n## The whole pipeline on the %d test songs (`make eval`)\n\n| system | chord fit | beat fit |\n|---|---|---|\n' % len(ev['songs']))
+    card += ('\n## The whole pipeline on the %d test songs (`make eval`)\n\n' % len(ev['songs']))
+    if collapsed:
+        card += ('The generated accompaniments were decoded by the collapsed codec (codec.md): these figures '
+                 'measure that codec, not the stages.\n\n')
+    card += '| system | chord fit | beat fit |\n|---|---|---|\n'
     for s in ('generated', 'coarse', 'random', 'real'):
         card += '| %s | %s | %s |\n' % (s, f[s]['chord_fit'], f[s]['beat_fit'])
     card += '\n| FAD embedding | generated | coarse only | random |\n|---|---|---|---|\n'

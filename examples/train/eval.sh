@@ -45,6 +45,17 @@ for d in "${songs[@]}"; do
     done
 done
 
+# ---- codebook usage: distinct codes per codebook in the test songs' tokens (a collapsed codebook
+# shows here first)
+printf 'track\tcodebook\tdistinct\ttop_share\n' > "$E/usage.tsv"
+for t in accomp.coarse accomp.fine; do
+    for q in 1 2 3 4; do
+        "$BIN/hafm-dump" --raw $t "$WORK/tokens/test.hafm" | od -An -v -td2 -w8 | awk -v q=$q '{ print $q }' |
+            sort | uniq -c | sort -rn |
+            awk -v t=$t -v q=$q '{ n++; s += $1; if (NR == 1) top = $1 } END { printf "%s\t%d\t%d\t%.4f\n", t, q, n, top / s }' >> "$E/usage.tsv"
+    done
+done
+
 # ---- generation: every test vocal through the pipeline in one stream (each model loaded once) ---
 # hubert-tok keys an item by its file name: links named by song id keep the items apart
 mkdir -p "$E/vocals"
@@ -129,6 +140,8 @@ for st in (1, 2, 3):
     if val:
         out['stages']['stage%d' % st] = {'step': val[-1]['step'], 'val_loss': round(val[-1]['val_loss'], 4),
                                          'val_acc': round(val[-1]['val_acc'], 4)}
+out['codebook_usage'] = [{'track': r['track'], 'codebook': int(r['codebook']), 'distinct': int(r['distinct']),
+                          'top_share': float(r['top_share'])} for r in rows('usage.tsv')]
 json.dump(out, open(os.path.join(E, 'eval.json'), 'w'), indent=1)
 print(json.dumps(out, indent=1))
 PY
