@@ -226,8 +226,11 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
         hafm_audio_free(&vocal);
         return -1;
     }
-    for (int i = 0; i < HAFM_ACCOMPANY_STEPS; i++) snprintf(w.path[i], sizeof w.path[i], "%s/%d.hafm", w.dir, i);
-    snprintf(w.path[HAFM_ACCOMPANY_STEPS], sizeof w.path[0], "%s/accompaniment.wav", w.dir);
+    /* a copy of the name: snprintf from one member of w into another trips -Wrestrict */
+    char dir[PATH_MAX];
+    memcpy(dir, w.dir, sizeof dir);
+    for (int i = 0; i < HAFM_ACCOMPANY_STEPS; i++) snprintf(w.path[i], sizeof w.path[i], "%s/%d.hafm", dir, i);
+    snprintf(w.path[HAFM_ACCOMPANY_STEPS], sizeof w.path[0], "%s/accompaniment.wav", dir);
     char threads[32];
     snprintf(threads, sizeof threads, "%d", o->threads);
     int status = -1;
