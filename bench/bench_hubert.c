@@ -105,15 +105,18 @@ int main(int argc, char **argv)
         wav[i] = (float)(0.3 * sin(2 * M_PI * 220 * t) * (0.6 + 0.4 * sin(2 * M_PI * 3 * t)) +
                          0.1 * sin(2 * M_PI * (100 * t + 200 * t * t)) + 0.02 * hafm_rng_normal(&rng));
     }
-    float *centers = hafm_xmalloc((size_t)500 * c->hidden * sizeof(float));
-    for (int64_t i = 0; i < (int64_t)500 * c->hidden; i++) centers[i] = (float)hafm_rng_normal(&rng);
-    hafm_codebook cb;
-    if (hafm_codebook_init(&cb, 500, c->hidden, centers) < 0) hafm_die_last();
-
     int64_t T;
     float *h = hafm_hubert_features(m, wav, n, layer, &T);   /* warm-up */
     if (!h) hafm_die_last();
+    /* a codebook shaped like a fitted one: centroids near feature frames (random vectors in
+     * 768 dimensions would all be nearly equidistant from every frame) */
+    float *centers = hafm_xmalloc((size_t)500 * c->hidden * sizeof(float));
+    for (int k = 0; k < 500; k++)
+        for (int j = 0; j < c->hidden; j++)
+            centers[(size_t)k * c->hidden + j] = h[(k % T) * c->hidden + j] + (float)(0.3 * hafm_rng_normal(&rng));
     free(h);
+    hafm_codebook cb;
+    if (hafm_codebook_init(&cb, 500, c->hidden, centers) < 0) hafm_die_last();
     int32_t *tokens = hafm_xmalloc(T * sizeof(int32_t));
     double best = 1e30, best_assign = 1e30;
     for (int r = 0; r < 3; r++) {

@@ -21,11 +21,12 @@ if [ "${ENCODEC_BENCH_TORCH:-1}" != 0 ] && /usr/bin/python3 -c 'import torch' 2>
     t=$(/usr/bin/python3 "$(dirname "$0")/encodec_torch.py" 10 3 "$th") &&
         torch_enc=$(awk '/^encode/ {print $2}' <<< "$t") && torch_dec=$(awk '/^decode/ {print $2}' <<< "$t")
 fi
+load=$(cut -d' ' -f1 /proc/loadavg)
 line() {   # name seconds gflop baseline torch_now
-    awk -v n="$1" -v s="$2" -v g="$3" -v b="$4" -v tn="$5" -v th="$th" 'BEGIN {
-        now = tn != "" ? sprintf("; PyTorch measured now %.3f s: %.2fx", tn, tn / s) : ""
-        printf "bench %s: %.3f s  (%d threads; %.2fx faster than PyTorch 1.13 at %.2f s%s; %.1f GFLOP/s of ~200 sgemm peak)\n",
-               n, s, th, b / s, b, now, g / s }'
+    awk -v n="$1" -v s="$2" -v g="$3" -v b="$4" -v tn="$5" -v th="$th" -v load="$load" 'BEGIN {
+        now = tn != "" ? sprintf("; PyTorch 1.13 measured now, same load: %.3f s, speedup %.2fx", tn, tn / s) : ""
+        printf "bench %s: %.3f s  (%d threads, load average %s; speedup vs the PyTorch 1.13 baseline %.2f s: %.2fx%s; %.1f GFLOP/s of ~200 sgemm peak)\n",
+               n, s, th, load, b, b / s, now, g / s }'
 }
 line encodec_encode_10s_6kbps "$enc_s" "$enc_gf" 0.62 "$torch_enc"
 line encodec_decode_10s "$dec_s" "$dec_gf" 0.72 "$torch_dec"

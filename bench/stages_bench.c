@@ -12,6 +12,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* CPU seconds of the process: on a shared machine, wall time measures the other users too. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 static hafm_tf_model *paper_model(int stage)
 {
@@ -48,18 +57,19 @@ static int decode_bench(int stage, int context, int steps)
     }
     int32_t *tok = calloc((size_t)B * lay.L, sizeof *tok);
     float *lf = malloc((size_t)B * V * sizeof(float)), *lb = malloc((size_t)B * V * sizeof(float));
-    double err = 0.0, lmax = 0.0, rate[2];
+    double err = 0.0, lmax = 0.0, rate[2], cpu_rate[2];
     for (int bf = 1; bf >= 0; bf--) {
         hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L, bf);
         int32_t *pre = calloc((size_t)B * context, sizeof *pre);
         hafm_tf_decode(m, k, pre, lay.table, lay.seg, context, 0, bf ? lb : lf, bf);
-        double t0 = hafm_now();
+        double t0 = hafm_now(), c0 = cpu_now();
         for (int s = 0; s < steps; s++) {
             int32_t step[2] = { s % V, s % V };
             int p = context + s;
             hafm_tf_decode(m, k, step, lay.table + p, lay.seg + p, 1, (p + 1) % Q, bf ? lb : lf, bf);
         }
         rate[bf] = steps / (hafm_now() - t0);
+        cpu_rate[bf] = steps / (cpu_now() - c0);
         free(pre);
         hafm_tf_cache_free(k);
     }
@@ -72,6 +82,10 @@ static int decode_bench(int stage, int context, int steps)
            stage, context, rate[1], 100 * rate[1] / bound_bf, bound_bf, rate[1] / 45.0);
     printf("bench stage%d_decode_cfg_fp32_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound; PyTorch 1.13 CPU best 45: %.1fx)\n",
            stage, context, rate[0], 100 * rate[0] / bound_f, bound_f, rate[0] / 45.0);
+    printf("bench stage%d_decode_cfg_bf16_ctx%d_cpu: %.1f tokens per CPU-second  (%d threads; wall figures above include time lost to other load)\n",
+           stage, context, cpu_rate[1], hafm_get_threads());
+    printf("bench stage%d_decode_cfg_fp32_ctx%d_cpu: %.1f tokens per CPU-second  (%d threads)\n", stage, context, cpu_rate[0],
+           hafm_get_threads());
     printf("bench stage%d_bf16_logit_error: %.3g max abs  (max |logit| %.3g after %d steps)\n", stage, err, lmax, steps);
     free(tok);
     free(lf);
@@ -90,9 +104,12 @@ static int train_bench(int stage, int batch, int len_units, int steps)
     int32_t *tok = calloc((size_t)lay.L, sizeof *tok);
     float *g = calloc(m->n_params, sizeof(float)), *am = calloc(m->n_params, sizeof(float)), *av = calloc(m->n_params, sizeof(float));
     unsigned char *decay = calloc(m->n_params, 1);
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int s = 0; s <= steps; s++) {
-        if (s == 1) t0 = hafm_now();   /* step 0 warms up (first-touch of the buffers) */
+        if (s == 1) {   /* step 0 warms up (first-touch of the buffers) */
+            t0 = hafm_now();
+            c0 = cpu_now();
+        }
         memset(g, 0, m->n_params * sizeof(float));
         for (int b = 0; b < batch; b++) {
             for (int p = 0; p < lay.L; p++) tok[p] = lay.table[p] < 0 ? 0 : (p * 7 + b) % (m->table_rows[lay.table[p]] - 1);
@@ -103,8 +120,10 @@ static int train_bench(int stage, int batch, int len_units, int steps)
         hafm_adamw_update(m->params, g, am, av, decay, m->n_params, 1e-4, 0.9, 0.999, 1e-8, 0.01, s + 1);
     }
     double tps = (double)steps * batch * lay.L / (hafm_now() - t0);
+    double cps = (double)steps * batch * lay.L / (cpu_now() - c0);
     printf("bench stage%d_train_b%dx%d: %.0f tokens/s  (PyTorch 1.13 CPU 280, best 304, for batch 8 x 1024: %.2fx)\n",
            stage, batch, lay.L, tps, tps / 280.0);
+    printf("bench stage%d_train_b%dx%d_cpu: %.0f tokens per CPU-second  (%d threads)\n", stage, batch, lay.L, cps, hafm_get_threads());
     hafm_tf_acts_free(a);
     hafm_tf_layout_free(&lay);
     free(tok);

@@ -190,14 +190,14 @@ static void emit(item *it, const float *y, int64_t n, int final, int64_t keep_to
         it->hold_cap = (it->hold_n + n) * 2;
         it->hold = hafm_xrealloc(it->hold, (size_t)it->hold_cap * sizeof(float));
     }
-    memcpy(it->hold + it->hold_n, y, (size_t)n * sizeof(float));
+    if (n > 0) memcpy(it->hold + it->hold_n, y, (size_t)n * sizeof(float));
     it->hold_n += n;
     int64_t out = final ? it->hold_n : it->hold_n - hop;
     if (final && keep_total >= 0 && it->out_samples + out > keep_total) out = keep_total - it->out_samples;
     if (out < 0) out = 0;
     write_audio(it, it->hold, out);
     if (final) { it->hold_n = 0; return; }
-    memmove(it->hold, it->hold + out, (size_t)(it->hold_n - out) * sizeof(float));
+    if (it->hold_n > out) memmove(it->hold, it->hold + out, (size_t)(it->hold_n - out) * sizeof(float));
     it->hold_n -= out;
 }
 
@@ -228,7 +228,7 @@ static void pump(item *it, const char *key, int final)
         src *s = &it->s[i];
         for (int64_t f = 0; f < avail; f++)
             memcpy(it->codes + f * K + s->offset, s->buf + f * s->q, (size_t)s->q * sizeof(int32_t));
-        memmove(s->buf, s->buf + avail * s->q, (size_t)(s->n - avail) * s->q * sizeof(int32_t));
+        if (s->n > avail) memmove(s->buf, s->buf + avail * s->q, (size_t)(s->n - avail) * s->q * sizeof(int32_t));
         s->n -= avail;
     }
     if (avail * D > it->lat_cap) {

@@ -390,6 +390,8 @@ int main(int argc, char **argv)
     }
     cfg.n_q = n_q;
 
+    if (!init && lround(segment_sec * cfg.sample_rate) < ct_config_hop(&cfg))
+        hafm_usage_error("--segment: %g s is shorter than one frame (%d samples)", segment_sec, ct_config_hop(&cfg));
     ct_model *m = NULL;
     if (init) {
         if (!(m = ct_model_open(init))) hafm_die_last();

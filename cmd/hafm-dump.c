@@ -22,15 +22,6 @@ static void usage(FILE *fp)
             hafm_progname);
 }
 
-/* getopt_long's own messages are off (opterr = 0): the usage error names the option. */
-static HAFM_NORETURN void bad_option(int c, char **argv)
-{
-    const char *arg = argv[optind - 1];
-    if (c == ':') hafm_usage_error("option '%s' needs an argument", arg);
-    if (optopt) hafm_usage_error("unknown option '-%c'", optopt);
-    hafm_usage_error("unknown option '%s'", arg);
-}
-
 static void open_input(int argc, char **argv, FILE **fp, const char **name)
 {
     if (optind < argc - 1) hafm_usage_error("one input at most, got %d", argc - optind);
@@ -105,7 +96,7 @@ int main(int argc, char **argv)
         case 't': hafm_set_threads((int)hafm_opt_long("-t", optarg, 1, 1024)); break;
         case 'h': usage(stdout); return hafm_close_stdout() == 0 ? 0 : 1;
         case 'V': hafm_print_version();
-        default: bad_option(c, argv);
+        default: hafm_bad_option(c, argv);
         }
     }
     if (raw && full) hafm_usage_error("--raw and --full exclude each other");

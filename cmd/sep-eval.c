@@ -30,14 +30,6 @@ static void usage(FILE *fp)
             hafm_progname);
 }
 
-static HAFM_NORETURN void bad_option(int c, char **argv)
-{
-    const char *arg = argv[optind - 1];
-    if (c == ':') hafm_usage_error("option '%s' needs an argument", arg);
-    if (optopt) hafm_usage_error("unknown option '-%c'", optopt);
-    hafm_usage_error("unknown option '%s'", arg);
-}
-
 /* one song: nsrc references and estimates, all [n][channels] at one rate */
 typedef struct {
     char *key;
@@ -181,7 +173,7 @@ int main(int argc, char **argv)
         case 't': hafm_set_threads((int)hafm_opt_long("-t", optarg, 1, 1024)); break;
         case 'h': usage(stdout); return hafm_close_stdout() == 0 ? 0 : 1;
         case 'V': hafm_print_version();
-        default: bad_option(c, argv);
+        default: hafm_bad_option(c, argv);
         }
     }
     if (hop_s < 0) hop_s = window_s;

@@ -391,12 +391,7 @@ typedef struct {
     d_conv conv[D_LAYERS];
 } d_scale;
 
-struct ct_msstftd {
-    int n_scales;
-    d_scale sc[8];
-    float *params, *grads, *w, *dw, *norms;
-    size_t nparams, nw, nnorm;
-};
+
 
 /* activations of one scale for one signal */
 typedef struct {
@@ -405,6 +400,16 @@ typedef struct {
     float *frames;                          /* [n][B*Fr] */
     float *act[D_LAYERS + 1];               /* act[0] spectrogram [2][B][Fr][nb]; act[l+1] layer l's output */
 } d_acts;
+
+struct ct_msstftd {
+    int n_scales;
+    d_scale sc[8];
+    float *params, *grads, *w, *dw, *norms;
+    size_t nparams, nw, nnorm;
+    /* the last ct_msstftd_gen_loss's activations of x and y, for ct_msstftd_disc_loss_kept */
+    int kept;
+    d_acts kept_x[8], kept_y[8];
+};
 
 static void d_add_conv(ct_msstftd *d, d_conv *c, int cin, int cout, int kh, int kw, int sh, int sw, int dh)
 {
@@ -416,6 +421,15 @@ static void d_add_conv(ct_msstftd *d, d_conv *c, int cin, int cout, int kh, int 
     c->v = d->nparams; d->nparams += (size_t)cout * cin * kh * kw;
     c->wofs = d->nw; d->nw += (size_t)cout * cin * kh * kw;
     d->nnorm += (size_t)cout;
+}
+
+static void d_acts_free(d_acts *a);
+
+static void d_drop_kept(ct_msstftd *d)
+{
+    if (!d->kept) return;
+    for (int s = 0; s < d->n_scales; s++) { d_acts_free(&d->kept_x[s]); d_acts_free(&d->kept_y[s]); }
+    d->kept = 0;
 }
 
 ct_msstftd *ct_msstftd_new(int filters, int n_scales, const int *n_fft, const int *hop)
@@ -455,6 +469,7 @@ ct_msstftd *ct_msstftd_new_default(int filters)
 void ct_msstftd_free(ct_msstftd *d)
 {
     if (!d) return;
+    d_drop_kept(d);
     for (int s = 0; s < d->n_scales; s++) stft_free(&d->sc[s].stft);
     free(d->params); free(d->grads); free(d->w); free(d->dw); free(d->norms);
     free(d);
@@ -620,6 +635,28 @@ static int d_check_len(const ct_msstftd *d, int L)
     return 0;
 }
 
+/* The hinge loss of one scale on activations of x (real) and y (fake); parameter gradients into d->dw. */
+static double d_scale_hinge(ct_msstftd *d, const d_scale *sc, const d_acts *ax, const d_acts *ay, float weight)
+{
+    double total = 0.0;
+    for (int which = 0; which < 2; which++) {   /* real: relu(1 - D), fake: relu(1 + D) */
+        const d_acts *a = which ? ay : ax;
+        size_t n = d_act_n(sc, a, D_LAYERS);
+        const float *o = a->act[D_LAYERS];
+        float *dout[D_LAYERS + 1] = {0};
+        dout[D_LAYERS] = hafm_xcalloc(n, sizeof(float));
+        double acc = 0.0;
+        float g = weight / (float)(n * d->n_scales);
+        for (size_t i = 0; i < n; i++) {
+            float m = which ? 1.0f + o[i] : 1.0f - o[i];
+            if (m > 0.0f) { acc += m; dout[D_LAYERS][i] = which ? g : -g; }
+        }
+        total += acc / (double)n;
+        d_scale_backward(d, sc, a, dout, 1, NULL);
+    }
+    return total;
+}
+
 double ct_msstftd_disc_loss(ct_msstftd *d, float weight, const float *y, const float *x, int B, int L)
 {
     if (d_check_len(d, L)) return 0.0;
@@ -627,26 +664,25 @@ double ct_msstftd_disc_loss(ct_msstftd *d, float weight, const float *y, const f
     memset(d->dw, 0, sizeof(float) * d->nw);
     double total = 0.0;
     for (int s = 0; s < d->n_scales; s++) {
-        const d_scale *sc = &d->sc[s];
-        for (int which = 0; which < 2; which++) {   /* real: relu(1 - D), fake: relu(1 + D) */
-            d_acts a;
-            d_scale_forward(d, sc, &a, which ? y : x, B, L);
-            size_t n = d_act_n(sc, &a, D_LAYERS);
-            const float *o = a.act[D_LAYERS];
-            float *dout[D_LAYERS + 1] = {0};
-            dout[D_LAYERS] = hafm_xcalloc(n, sizeof(float));
-            double acc = 0.0;
-            float g = weight / (float)(n * d->n_scales);
-            for (size_t i = 0; i < n; i++) {
-                float m = which ? 1.0f + o[i] : 1.0f - o[i];
-                if (m > 0.0f) { acc += m; dout[D_LAYERS][i] = which ? g : -g; }
-            }
-            total += acc / (double)n;
-            d_scale_backward(d, sc, &a, dout, 1, NULL);
-            d_acts_free(&a);
-        }
+        d_acts ax, ay;
+        d_scale_forward(d, &d->sc[s], &ax, x, B, L);
+        d_scale_forward(d, &d->sc[s], &ay, y, B, L);
+        total += d_scale_hinge(d, &d->sc[s], &ax, &ay, weight);
+        d_acts_free(&ax);
+        d_acts_free(&ay);
     }
     d_unfold_grads(d);
+    return total / d->n_scales;
+}
+
+double ct_msstftd_disc_loss_kept(ct_msstftd *d, float weight)
+{
+    if (!d->kept) return 0.0;
+    memset(d->dw, 0, sizeof(float) * d->nw);
+    double total = 0.0;
+    for (int s = 0; s < d->n_scales; s++) total += d_scale_hinge(d, &d->sc[s], &d->kept_x[s], &d->kept_y[s], weight);
+    d_unfold_grads(d);
+    d_drop_kept(d);
     return total / d->n_scales;
 }
 
@@ -654,6 +690,7 @@ void ct_msstftd_gen_loss(ct_msstftd *d, double *adv, double *feat, float *d_adv,
                          float *d_feat, float w_feat, const float *y, const float *x, int B, int L)
 {
     *adv = *feat = 0.0;
+    d_drop_kept(d);
     if (d_check_len(d, L)) return;
     d_fold(d);
     const int nfeat = D_LAYERS - 1;
@@ -689,7 +726,8 @@ void ct_msstftd_gen_loss(ct_msstftd *d, double *adv, double *feat, float *d_adv,
         else free(dout_adv[D_LAYERS]);
         if (d_feat) d_scale_backward(d, sc, &ay, dout_feat, 0, d_feat);
         else for (int l = 0; l <= D_LAYERS; l++) free(dout_feat[l]);
-        d_acts_free(&ax);
-        d_acts_free(&ay);
+        d->kept_x[s] = ax;
+        d->kept_y[s] = ay;
     }
+    d->kept = 1;
 }

@@ -218,7 +218,7 @@ int ct_trainer_step(ct_trainer *t, ct_step_stats *st)
     hafm_adamw_step(&t->opt, ct_model_params(t->m), ct_model_grads(t->m), NULL);
     if (t->disc) {
         memset(ct_msstftd_grads(t->disc), 0, sizeof(float) * ct_msstftd_nparams(t->disc));
-        st->disc = ct_msstftd_disc_loss(t->disc, 1.0f, y, x, B, L);
+        st->disc = ct_msstftd_disc_loss_kept(t->disc, 1.0f);   /* same y, x and parameters as the generator's pass */
         hafm_adamw_step(&t->dopt, ct_msstftd_params(t->disc), ct_msstftd_grads(t->disc), NULL);
     }
     st->loss = t->o.w_time * st->l1 + t->o.w_mel * st->mel + t->o.w_commit * st->commit +

@@ -71,6 +71,17 @@ int ct_config_check(const ct_config *c)
     for (int i = 0; i < c->n_ratios; i++)
         if (c->ratios[i] < 1 || c->ratios[i] > 64) { hafm_error("ratio %d out of range", c->ratios[i]); return -1; }
     if ((c->n_filters << c->n_ratios) / c->compress < 1) { hafm_error("n_filters/compress too small"); return -1; }
+    if ((long)c->n_filters << c->n_ratios > 8192) {
+        hafm_error("n_filters * 2^ratios = %ld channels at the deepest layer (at most 8192)", (long)c->n_filters << c->n_ratios);
+        return -1;
+    }
+    /* the model's tables: 2 halves of 2 + ratios * (3 per residual block + 1) convolutions */
+    int nconv = 2 * (2 + c->n_ratios * (3 * c->n_residual_layers + 1));
+    if (c->lstm_layers > CT_MAX_LSTM_LAYERS || nconv > CT_MAX_CONVS) {
+        hafm_error("the architecture is too deep (%d convolutions, %d LSTM layers; at most %d and %d)", nconv,
+                   c->lstm_layers, CT_MAX_CONVS, CT_MAX_LSTM_LAYERS);
+        return -1;
+    }
     if (c->bins < 2 || c->n_q < 1) { hafm_error("invalid codebook config (bins %d, n_q %d)", c->bins, c->n_q); return -1; }
     if (c->n_bw < 1 || c->n_bw > CT_MAX_BW) { hafm_error("1 to %d target bandwidths expected", CT_MAX_BW); return -1; }
     for (int i = 0; i < c->n_bw; i++)
@@ -196,21 +207,22 @@ typedef struct {
 
 typedef struct {
     int H, layers;
-    size_t wih[8], whh[8], bih[8], bhh[8];
+    size_t wih[CT_MAX_LSTM_LAYERS], whh[CT_MAX_LSTM_LAYERS], bih[CT_MAX_LSTM_LAYERS], bhh[CT_MAX_LSTM_LAYERS];
 } ct_lstm;
 
 enum { OP_CONV, OP_CONVTR, OP_ELU, OP_RES, OP_LSTM };
 typedef struct { int type, a, b, c; } ct_op;   /* conv indices (a, b block convs, c shortcut) or lstm index */
 
-#define CT_MAX_OPS 96
+/* ops per half: 1 + ratios * (residual blocks + 2) + 3, bounded through CT_MAX_CONVS */
+#define CT_MAX_OPS 260
 
 struct ct_model {
     ct_config cfg;
     float *params, *grads;
     size_t nparams;
-    ct_tensor tensors[512];
+    ct_tensor tensors[3 * CT_MAX_CONVS + 8 * CT_MAX_LSTM_LAYERS];
     int ntensors;
-    ct_conv convs[256];
+    ct_conv convs[CT_MAX_CONVS];
     int nconvs;
     ct_lstm lstms[2];
     int nlstms;
@@ -442,7 +454,7 @@ typedef struct {
     float *out;               /* [C][B][L] */
     int cin, lin, cout, lout;
     float *e1, *e2;           /* resblock: ELU(x), ELU(conv1) */
-    float *lx[8], *lh[8], *lc[8], *la[8];   /* LSTM per layer: input, h, c, gates (time-major) */
+    float *lx[CT_MAX_LSTM_LAYERS], *lh[CT_MAX_LSTM_LAYERS], *lc[CT_MAX_LSTM_LAYERS], *la[CT_MAX_LSTM_LAYERS];
 } ct_entry;
 
 struct ct_tape {
@@ -462,7 +474,7 @@ static void entries_free(ct_entry *e, int n)
 {
     for (int i = 0; i < n; i++) {
         free(e[i].out); free(e[i].e1); free(e[i].e2);
-        for (int j = 0; j < 8; j++) { free(e[i].lx[j]); free(e[i].lh[j]); free(e[i].lc[j]); free(e[i].la[j]); }
+        for (int j = 0; j < CT_MAX_LSTM_LAYERS; j++) { free(e[i].lx[j]); free(e[i].lh[j]); free(e[i].lc[j]); free(e[i].la[j]); }
         memset(&e[i], 0, sizeof e[i]);
     }
 }

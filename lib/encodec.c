@@ -570,7 +570,7 @@ static void rb_append(rowbuf *b, const float *x, int64_t n)
 
 static void rb_consume(rowbuf *b, int64_t n)
 {
-    memmove(b->p, b->p + n * b->C, (size_t)(b->n - n) * b->C * sizeof(float));
+    if (b->n > n) memmove(b->p, b->p + n * b->C, (size_t)(b->n - n) * b->C * sizeof(float));
     b->n -= n;
 }
 
@@ -603,7 +603,7 @@ static void run_conv(const hafm_encodec_conv *cv, rowbuf *out, const float *inp,
 {
     int64_t nf = conv1d_out_len(Lp, cv->k, cv->stride, cv->dilation);
     if (nf <= 0) return;
-    size_t sf = conv1d_scratch_floats(Lp, cv->cin, cv->k, cv->stride, cv->dilation);
+    size_t sf = conv1d_scratch_floats(Lp, cv->cin, cv->cout, cv->k, cv->stride, cv->dilation);
     scratch->C = 1;
     rb_reserve(scratch, (int64_t)sf);
     rb_reserve(out, out->n + nf);
@@ -612,12 +612,22 @@ static void run_conv(const hafm_encodec_conv *cv, rowbuf *out, const float *inp,
     out->n += nf;
 }
 
-/* Appends the output rows this input completes to out (out->C == Cout). */
+/* Room for n input rows, for a caller that writes them in place (saves a copy); then
+ * sconv_push(s, NULL, n, ...). */
+static float *sconv_input(sconv *s, int64_t n)
+{
+    rb_reserve(&s->pend, s->pend.n + n);
+    return s->pend.p + s->pend.n * s->pend.C;
+}
+
+/* Appends the output rows this input completes to out (out->C == Cout). x NULL: the rows are
+ * already in place (sconv_input). */
 static void sconv_push(sconv *s, const float *x, int64_t n, int final, rowbuf *out, rowbuf *scratch)
 {
     const hafm_encodec_conv *cv = s->cv;
     int C = cv->cin;
-    rb_append(&s->pend, x, n);
+    if (x) rb_append(&s->pend, x, n);
+    else s->pend.n += n;
     s->nin += n;
     if (!s->started) {
         if (s->nin > s->pt) {
@@ -676,10 +686,18 @@ static void tconv_init(tconv *s, const hafm_encodec_conv *cv)
     s->maxhist = (cv->k + cv->stride - 1) / cv->stride - 1;
 }
 
+static float *tconv_input(tconv *s, int64_t n)
+{
+    rb_reserve(&s->in, s->in.n + n);
+    return s->in.p + s->in.n * s->in.C;
+}
+
+/* As sconv_push, x NULL when the rows are in place (tconv_input). */
 static void tconv_push(tconv *s, const float *x, int64_t n, int final, rowbuf *out)
 {
     const hafm_encodec_conv *cv = s->cv;
-    rb_append(&s->in, x, n);
+    if (x) rb_append(&s->in, x, n);
+    else s->in.n += n;
     if (n > 0) {
         rb_reserve(out, out->n + n * cv->stride);
         conv_transpose1d_forward(out->p + out->n * out->C, s->in.p, cv->w, cv->bias, n, s->hist, cv->cin,
@@ -697,7 +715,7 @@ static void tconv_push(tconv *s, const float *x, int64_t n, int final, rowbuf *o
 typedef struct {
     const hafm_encodec_resblock *rb;
     sconv a;
-    rowbuf xq, t1, t2;
+    rowbuf xq, t2;
 } resblk;
 
 static void resblk_init(resblk *r, const hafm_encodec_resblock *rb)
@@ -706,7 +724,6 @@ static void resblk_init(resblk *r, const hafm_encodec_resblock *rb)
     r->rb = rb;
     sconv_init(&r->a, &rb->conv_a);
     r->xq.C = rb->conv_a.cin;
-    r->t1.C = rb->conv_a.cin;
     r->t2.C = rb->conv_a.cout;
 }
 
@@ -714,25 +731,29 @@ static void resblk_push(resblk *r, const float *x, int64_t n, int final, rowbuf 
 {
     const hafm_encodec_resblock *rb = r->rb;
     int dim = rb->conv_a.cin, hid = rb->conv_a.cout;
-    rb_append(&r->xq, x, n);
-    r->t1.n = 0;
-    rb_reserve(&r->t1, n);
-    elu_forward(r->t1.p, x, (size_t)n * dim);
-    r->t1.n = n;
+    elu_forward(sconv_input(&r->a, n), x, (size_t)n * dim);
     r->t2.n = 0;
-    sconv_push(&r->a, r->t1.p, n, final, &r->t2, scratch);
+    sconv_push(&r->a, NULL, n, final, &r->t2, scratch);
     int64_t na = r->t2.n;
+    /* the shortcut reads x itself unless conv_a lags behind (the start of a signal) */
+    const float *xs = x;
+    if (r->xq.n > 0 || na != n) {
+        rb_append(&r->xq, x, n);
+        xs = r->xq.p;
+    }
     if (na > 0) {
         elu_forward(r->t2.p, r->t2.p, (size_t)na * hid);
         rb_reserve(out, out->n + na);
         float *y = out->p + out->n * dim;
-        conv1d_forward(y, r->t2.p, rb->conv_b.w, rb->bias_sum, NULL, na, hid, dim, 1, 1, 1);
+        scratch->C = 1;
+        rb_reserve(scratch, (int64_t)dim * dim + (int64_t)conv1d_scratch_floats(na, hid, dim, 1, 1, 1));
+        conv1d_forward(y, r->t2.p, rb->conv_b.w, rb->bias_sum, scratch->p, na, hid, dim, 1, 1, 1);
         if (rb->shortcut.w)
-            hafm_sgemm(0, 1, (int)na, dim, dim, 1.0f, r->xq.p, dim, rb->shortcut.w, dim, 1.0f, y, dim);
+            conv1d_accumulate_1x1(y, xs, rb->shortcut.w, scratch->p, na, dim, dim);
         else
-            for (int64_t i = 0; i < na * dim; i++) y[i] += r->xq.p[i];
+            for (int64_t i = 0; i < na * dim; i++) y[i] += xs[i];
         out->n += na;
-        rb_consume(&r->xq, na);
+        if (xs == r->xq.p) rb_consume(&r->xq, na);
     }
     if (final) r->xq.n = 0;
 }
@@ -783,6 +804,8 @@ static hafm_encodec_stream *stream_new(const hafm_encodec *m, int decoder)
     s->lstm_scratch.C = 1;
     s->scratch.C = 1;
     s->inq.C = decoder ? c->dimension : c->channels;
+    s->outq.C = decoder ? c->channels : c->dimension;
+    rb_reserve(&s->outq, 1);   /* a push's output pointer is valid even when it has no rows */
     s->block = decoder ? HAFM_ENCODEC_BLOCK_FRAMES : (int64_t)HAFM_ENCODEC_BLOCK_FRAMES * c->hop;
     return s;
 }
@@ -817,7 +840,7 @@ void hafm_encodec_stream_free(hafm_encodec_stream *s)
     const hafm_encodec_config *c = &s->m->cfg;
     free(s->in.pend.p); free(s->out.pend.p);
     for (int i = 0; i < c->nratios * c->n_residual_layers; i++) {
-        free(s->res[i].a.pend.p); free(s->res[i].xq.p); free(s->res[i].t1.p); free(s->res[i].t2.p);
+        free(s->res[i].a.pend.p); free(s->res[i].xq.p); free(s->res[i].t2.p);
     }
     for (int i = 0; i < c->nratios; i++) {
         if (s->up) free(s->up[i].in.p);
@@ -851,8 +874,6 @@ static void lstm_stage(hafm_encodec_stream *s, rowbuf *x, rowbuf *y, int idx)
     tap(s, idx, "", y);
 }
 
-static void elu_rows(rowbuf *b) { elu_forward(b->p, b->p, (size_t)b->n * b->C); }
-
 static int64_t encoder_block(hafm_encodec_stream *s, const float *x, int64_t n, int final, const float **out)
 {
     const hafm_encodec_config *c = &s->m->cfg;
@@ -872,9 +893,9 @@ static int64_t encoder_block(hafm_encodec_stream *s, const float *x, int64_t n, 
         }
         idx++;
         rowbuf *xb = &s->buf[cur];
-        elu_rows(xb);
+        elu_forward(sconv_input(&s->down[i], xb->n), xb->p, (size_t)xb->n * xb->C);
         y = NEXT(s, cur, net->resample[i].cout);
-        sconv_push(&s->down[i], xb->p, xb->n, final, y, &s->scratch);
+        sconv_push(&s->down[i], NULL, xb->n, final, y, &s->scratch);
         cur = 1 - cur;
         tap(s, idx++, "", &s->buf[cur]);
     }
@@ -886,9 +907,9 @@ static int64_t encoder_block(hafm_encodec_stream *s, const float *x, int64_t n, 
     }
     idx++;
     rowbuf *xb = &s->buf[cur];
-    elu_rows(xb);
+    elu_forward(sconv_input(&s->out, xb->n), xb->p, (size_t)xb->n * xb->C);
     y = NEXT(s, cur, net->conv_out.cout);
-    sconv_push(&s->out, xb->p, xb->n, final, y, &s->scratch);
+    sconv_push(&s->out, NULL, xb->n, final, y, &s->scratch);
     cur = 1 - cur;
     tap(s, idx, "", &s->buf[cur]);
     *out = s->buf[cur].p;
@@ -913,9 +934,9 @@ static int64_t decoder_block(hafm_encodec_stream *s, const float *latent, int64_
     for (int i = 0; i < c->nratios; i++) {
         idx++;
         rowbuf *xb = &s->buf[cur];
-        elu_rows(xb);
+        elu_forward(tconv_input(&s->up[i], xb->n), xb->p, (size_t)xb->n * xb->C);
         y = NEXT(s, cur, net->resample[i].cout);
-        tconv_push(&s->up[i], xb->p, xb->n, final, y);
+        tconv_push(&s->up[i], NULL, xb->n, final, y);
         cur = 1 - cur;
         tap(s, idx++, "", &s->buf[cur]);
         for (int j = 0; j < c->n_residual_layers; j++) {
@@ -928,9 +949,9 @@ static int64_t decoder_block(hafm_encodec_stream *s, const float *latent, int64_
     }
     idx++;
     rowbuf *xb = &s->buf[cur];
-    elu_rows(xb);
+    elu_forward(sconv_input(&s->out, xb->n), xb->p, (size_t)xb->n * xb->C);
     y = NEXT(s, cur, net->conv_out.cout);
-    sconv_push(&s->out, xb->p, xb->n, final, y, &s->scratch);
+    sconv_push(&s->out, NULL, xb->n, final, y, &s->scratch);
     cur = 1 - cur;
     tap(s, idx, "", &s->buf[cur]);
     *out = s->buf[cur].p;

@@ -659,14 +659,29 @@ static inline v8f gelu8(v8f x)
     return x * vsel(x < 0.0f, half_erfc, 1.0f - half_erfc);
 }
 
+static void gelu_serial(float *out, const float *in, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        int len = n - i < 8 ? (int)(n - i) : 8;
+        vstore(out + i, gelu8(vload(in + i, len)), len);
+    }
+}
+
 void hafm_gelu_forward(float *out, const float *in, int64_t n)
 {
-    int64_t blocks = (n + 7) / 8;
+    int64_t blocks = (n + 1023) / 1024;
     #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t b = 0; b < blocks; b++) {
-        int len = n - 8 * b < 8 ? (int)(n - 8 * b) : 8;
-        vstore(out + 8 * b, gelu8(vload(in + 8 * b, len)), len);
-    }
+    for (int64_t b = 0; b < blocks; b++) gelu_serial(out + 1024 * b, in + 1024 * b, n - 1024 * b < 1024 ? n - 1024 * b : 1024);
+}
+
+static void layernorm_row(float *y, const float *x, const float *w, const float *b, int C, float eps)
+{
+    float sum = 0;
+    for (int c = 0; c < C; c++) sum += x[c];
+    float mean = sum / C, var = 0;
+    for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+    float rstd = 1.0f / sqrtf(var / C + eps);
+    for (int c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }
 
 /* out[N,C] = layernorm(inp) * w + b over each row; in place allowed. */
@@ -674,15 +689,17 @@ static void layernorm_forward(float *out, const float *inp, const float *w, cons
                               int64_t N, int C, float eps)
 {
     #pragma omp parallel for schedule(static) if (N * C > 16384)
+    for (int64_t r = 0; r < N; r++) layernorm_row(out + r * C, inp + r * C, w, b, C, eps);
+}
+
+/* x += y (the residual), then out = layernorm(x) (out may be x): one pass, one parallel region. */
+static void residual_layernorm(float *out, float *x, const float *y, const float *w, const float *b,
+                               int64_t N, int C, float eps)
+{
+    #pragma omp parallel for schedule(static) if (N * C > 16384)
     for (int64_t r = 0; r < N; r++) {
-        const float *x = inp + r * C;
-        float *y = out + r * C;
-        float sum = 0;
-        for (int c = 0; c < C; c++) sum += x[c];
-        float mean = sum / C, var = 0;
-        for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
-        float rstd = 1.0f / sqrtf(var / C + eps);
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * w[c] + b[c];
+        for (int c = 0; c < C; c++) x[r * C + c] += y[r * C + c];
+        if (out) layernorm_row(out + r * C, x + r * C, w, b, C, eps);
     }
 }
 
@@ -712,13 +729,28 @@ static void gemm(int threads, int trans_b, int M, int N, int K, float alpha, con
     }
 }
 
-/* out[N,Cout] = inp[N,Cin] W^T + b, W [Cout, Cin]. */
+/* out[N,Cout] = inp[N,Cin] W^T + b, W [Cout, Cin], then GELU if asked: each thread fills its
+ * slice of out with the bias, multiplies into it and applies the activation, so the whole
+ * layer is one parallel region. */
 static void linear_forward(int threads, float *out, const float *inp, const float *w, const float *b,
-                           int64_t N, int Cin, int Cout)
+                           int64_t N, int Cin, int Cout, int gelu)
 {
-    #pragma omp parallel for schedule(static) if (N * Cout > 16384)
-    for (int64_t r = 0; r < N; r++) memcpy(out + r * Cout, b, Cout * sizeof(float));
-    gemm(threads, 1, (int)N, Cout, Cin, 1.0f, inp, Cin, w, Cin, 1.0f, out, Cout);
+    int split_n = Cout > N;
+    #pragma omp parallel num_threads(threads > 1 && N * Cout * Cin >= (1 << 20) ? threads : 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads(), len = split_n ? Cout : (int)N;
+        int a = t ? (int)((int64_t)len * t / nt) & ~15 : 0;
+        int e = t == nt - 1 ? len : (int)((int64_t)len * (t + 1) / nt) & ~15;
+        int64_t r0 = split_n ? 0 : a, r1 = split_n ? N : e;
+        int c0 = split_n ? a : 0, c1 = split_n ? e : Cout;
+        if (e > a) {
+            for (int64_t r = r0; r < r1; r++) memcpy(out + r * Cout + c0, b + c0, (c1 - c0) * sizeof(float));
+            hafm_sgemm(0, 1, (int)(r1 - r0), c1 - c0, Cin, 1.0f, inp + r0 * Cin, Cin, w + (size_t)c0 * Cin, Cin,
+                       1.0f, out + r0 * Cout + c0, Cout);
+            if (gelu)
+                for (int64_t r = r0; r < r1; r++) gelu_serial(out + r * Cout + c0, out + r * Cout + c0, c1 - c0);
+        }
+    }
 }
 
 /* y[Tout, Cout] = conv1d(x[Tin, Cin]) time-major, no padding; W as conv_layer.w. The taps are
@@ -740,14 +772,21 @@ static void conv_forward(int threads, float *y, const float *x, const conv_layer
     }
 }
 
-/* softmax over each row of x[N, C], in place. */
-static void softmax_rows(float *x, int64_t N, int C)
+/* exp(x - rowmax) over each row of x[N, C], in place, and inv[r] = 1 / (row sum): the
+ * normalisation is applied to the (narrower) attention output instead. Serial: it runs inside
+ * the per-head parallel loop. */
+static void softmax_rows_unnormalized(float *x, float *inv, int64_t N, int C)
 {
-    #pragma omp parallel for schedule(static) if (N * C > 16384)
     for (int64_t r = 0; r < N; r++) {
         float *row = x + r * C;
-        float mx = row[0];
-        for (int c = 1; c < C; c++) mx = row[c] > mx ? row[c] : mx;
+        v8f mx8 = (v8f){0} + row[0];
+        for (int c = 0; c < C; c += 8) {
+            int len = C - c < 8 ? C - c : 8;
+            v8f v = len == 8 ? vload(row + c, 8) : vsel((v8i){0, 1, 2, 3, 4, 5, 6, 7} < len, vload(row + c, len), mx8);
+            mx8 = vsel(v > mx8, v, mx8);
+        }
+        float mx = mx8[0];
+        for (int j = 1; j < 8; j++) mx = mx8[j] > mx ? mx8[j] : mx;
         v8f sum = {0};
         for (int c = 0; c < C; c += 8) {
             int len = C - c < 8 ? C - c : 8;
@@ -756,15 +795,8 @@ static void softmax_rows(float *x, int64_t N, int C)
             vstore(row + c, e, len);
             sum += e;
         }
-        float inv = 1.0f / (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
-        for (int c = 0; c < C; c++) row[c] *= inv;
+        inv[r] = 1.0f / (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
     }
-}
-
-static void add_inplace(float *x, const float *y, int64_t n)
-{
-    #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
@@ -935,27 +967,28 @@ static void attention(const hafm_hubert *m, run_state *s, const enc_layer *L, co
 {
     const hafm_hubert_config *c = &m->cfg;
     int D = c->hidden, H = c->heads, hd = D / H;
-    linear_forward(s->threads, s->qkv, y, L->qkv_w, L->qkv_b, T, D, 3 * D);
+    linear_forward(s->threads, s->qkv, y, L->qkv_w, L->qkv_b, T, D, 3 * D, 0);
     float scale = 1.0f / sqrtf((float)hd);
-    /* heads in parallel, each thread with its own [T, T] scores */
+    /* heads in parallel, each thread with its own [T, T] scores and [T] row normalisers */
     #pragma omp parallel for schedule(dynamic) num_threads(s->threads)
     for (int h = 0; h < H; h++) {
-        float *scores = s->scores + (int64_t)omp_get_thread_num() * T * T;
+        float *scores = s->scores + (int64_t)omp_get_thread_num() * (T * T + T), *inv = scores + T * T;
         hafm_sgemm(0, 1, (int)T, (int)T, hd, scale, s->qkv + h * hd, 3 * D, s->qkv + D + h * hd, 3 * D,
                    0.0f, scores, (int)T);
-        softmax_rows(scores, T, (int)T);
+        softmax_rows_unnormalized(scores, inv, T, (int)T);
         hafm_sgemm(0, 0, (int)T, hd, (int)T, 1.0f, scores, (int)T, s->qkv + 2 * D + h * hd, 3 * D, 0.0f,
                    s->ctx + h * hd, D);
+        for (int64_t r = 0; r < T; r++)
+            for (int j = 0; j < hd; j++) s->ctx[r * D + h * hd + j] *= inv[r];
     }
-    linear_forward(s->threads, s->tmp, s->ctx, L->out_w, L->out_b, T, D, D);
+    linear_forward(s->threads, s->tmp, s->ctx, L->out_w, L->out_b, T, D, D, 0);
 }
 
 static void feed_forward(const hafm_hubert *m, run_state *s, const enc_layer *L, const float *y, int64_t T)
 {
     int D = m->cfg.hidden, F = m->cfg.ffn;
-    linear_forward(s->threads, s->ffn, y, L->fc1_w, L->fc1_b, T, D, F);
-    hafm_gelu_forward(s->ffn, s->ffn, T * F);
-    linear_forward(s->threads, s->tmp, s->ffn, L->fc2_w, L->fc2_b, T, F, D);
+    linear_forward(s->threads, s->ffn, y, L->fc1_w, L->fc1_b, T, D, F, 1);
+    linear_forward(s->threads, s->tmp, s->ffn, L->fc2_w, L->fc2_b, T, F, D, 0);
 }
 
 /* Encoder on s->feat[T, C] up to hidden_states[layer], result in s->x[T, D]. */
@@ -969,12 +1002,11 @@ static void encoder(const hafm_hubert *m, run_state *s, int64_t T, int layer)
         layernorm_forward(s->feat, s->feat, m->fp_ln_w, m->fp_ln_b, T, C, c->eps);
         trace(m, "fp_layernorm", s->feat, T, C);
     }
-    linear_forward(s->threads, s->x, s->feat, m->proj_w, m->proj_b, T, C, D);
+    linear_forward(s->threads, s->x, s->feat, m->proj_w, m->proj_b, T, C, D, 0);
     trace(m, "projection", s->x, T, D);
     pos_conv(m, s, s->tmp, s->x, T);
     trace(m, "pos_conv", s->tmp, T, D);
-    add_inplace(s->x, s->tmp, T * D);
-    if (!c->stable_layer_norm) layernorm_forward(s->x, s->x, m->enc_ln_w, m->enc_ln_b, T, D, c->eps);
+    residual_layernorm(c->stable_layer_norm ? NULL : s->x, s->x, s->tmp, m->enc_ln_w, m->enc_ln_b, T, D, c->eps);
     trace(m, "hidden_states_00", s->x, T, D);
     for (int l = 1; l <= layer; l++) {
         const enc_layer *L = &m->layer[l - 1];
@@ -983,27 +1015,24 @@ static void encoder(const hafm_hubert *m, run_state *s, int64_t T, int layer)
             attention(m, s, L, s->ctx, T);
             snprintf(stage, sizeof stage, "layer%02d_attn_out", l);
             trace(m, stage, s->tmp, T, D);
-            add_inplace(s->x, s->tmp, T * D);
-            layernorm_forward(s->ctx, s->x, L->ln2_w, L->ln2_b, T, D, c->eps);
+            residual_layernorm(s->ctx, s->x, s->tmp, L->ln2_w, L->ln2_b, T, D, c->eps);
             feed_forward(m, s, L, s->ctx, T);
             snprintf(stage, sizeof stage, "layer%02d_ffn_out", l);
             trace(m, stage, s->tmp, T, D);
-            add_inplace(s->x, s->tmp, T * D);
+            residual_layernorm(NULL, s->x, s->tmp, NULL, NULL, T, D, c->eps);
             /* HF appends the encoder LayerNorm output as the last hidden state. */
             if (l == c->layers) layernorm_forward(s->x, s->x, m->enc_ln_w, m->enc_ln_b, T, D, c->eps);
         } else {
             attention(m, s, L, s->x, T);
             snprintf(stage, sizeof stage, "layer%02d_attn_out", l);
             trace(m, stage, s->tmp, T, D);
-            add_inplace(s->x, s->tmp, T * D);
-            layernorm_forward(s->x, s->x, L->ln1_w, L->ln1_b, T, D, c->eps);
+            residual_layernorm(s->x, s->x, s->tmp, L->ln1_w, L->ln1_b, T, D, c->eps);
             snprintf(stage, sizeof stage, "layer%02d_after_attn_ln", l);
             trace(m, stage, s->x, T, D);
             feed_forward(m, s, L, s->x, T);
             snprintf(stage, sizeof stage, "layer%02d_ffn_out", l);
             trace(m, stage, s->tmp, T, D);
-            add_inplace(s->x, s->tmp, T * D);
-            layernorm_forward(s->x, s->x, L->ln2_w, L->ln2_b, T, D, c->eps);
+            residual_layernorm(s->x, s->x, s->tmp, L->ln2_w, L->ln2_b, T, D, c->eps);
         }
         snprintf(stage, sizeof stage, "hidden_states_%02d", l);
         trace(m, stage, s->x, T, D);
@@ -1067,10 +1096,11 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
     /* With the OpenBLAS backend, one OpenMP pool slices every product and BLAS runs
      * single-threaded meanwhile; other backends (cuBLAS) take whole products. */
     s.threads = strcmp(hafm_backend_name(), "openblas") == 0 ? hafm_get_threads() : 1;
-    s.scores = scratch(m, slot++, s.threads * W * W);
+    s.scores = scratch(m, slot++, s.threads * (W * W + W));
     s.col = scratch(m, slot++, s.threads * W * K * Dg);
 
     global_stats(m, &s);
+    int blas_threads = openblas_get_num_threads();
     if (s.threads > 1) openblas_set_num_threads(1);
 
     int rc = 0;
@@ -1090,7 +1120,7 @@ int hafm_hubert_extract(hafm_hubert *m, const float *wav, int64_t n, int layer,
         rc = emit(ctx, out, keep_end - out, s.x + (out - a) * D);
         out = keep_end;
     }
-    if (s.threads > 1) openblas_set_num_threads(hafm_get_threads());
+    if (s.threads > 1) openblas_set_num_threads(blas_threads);
     return rc;
 }
 

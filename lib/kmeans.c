@@ -3,7 +3,9 @@
 #include "hafm/linalg.h"
 #include "hafm/safetensors.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,39 +252,49 @@ static double exact_dist2(const float *x, const float *c, int d)
     return s;
 }
 
-/* Labels of x[n, d] against centers[k, d] with norms cn[k]; dist2 optional. xn: |x|^2. */
+/* Labels of x[n, d] against centers[k, d] with norms cn[k]; dist2 optional. xn: |x|^2.
+ * Blocks of points go to the OpenMP threads, each with a single-threaded BLAS product: a
+ * second (BLAS) thread pool would spin against the OpenMP one. */
 static void assign_raw(int32_t *labels, float *dist2, const float *x, const float *xn, int64_t n, int d,
                        const float *centers, const float *cn, int k)
 {
-    int64_t block = n < ASSIGN_BLOCK ? n : ASSIGN_BLOCK;
-    float *g = hafm_aligned_alloc((size_t)block * k * sizeof(float));
-    for (int64_t b0 = 0; b0 < n; b0 += block) {
-        int64_t rows = n - b0 < block ? n - b0 : block;
-        hafm_sgemm(0, 1, (int)rows, k, d, -2.0f, x + b0 * d, d, centers, d, 0.0f, g, k);
-        #pragma omp parallel for schedule(static) if (rows * k > 16384)
+    int threads = strcmp(hafm_backend_name(), "openblas") == 0 ? hafm_get_threads() : 1;
+    int64_t block = (n + threads - 1) / threads;
+    if (block > ASSIGN_BLOCK) block = ASSIGN_BLOCK;
+    if (block < 1) block = 1;
+    int64_t nblocks = (n + block - 1) / block;
+    int blas_threads = openblas_get_num_threads();
+    if (threads > 1 && nblocks > 1) openblas_set_num_threads(1);
+    float *g = hafm_aligned_alloc((size_t)threads * block * k * sizeof(float));
+    #pragma omp parallel for schedule(dynamic) num_threads(threads) if (nblocks > 1)
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        int64_t b0 = bi * block, rows = n - b0 < block ? n - b0 : block;
+        float *gb = g + (size_t)omp_get_thread_num() * block * k;
+        hafm_sgemm(0, 1, (int)rows, k, d, -2.0f, x + b0 * d, d, centers, d, 0.0f, gb, k);
         for (int64_t r = 0; r < rows; r++) {
-            const float *gr = g + r * k;
+            const float *gr = gb + r * k;
             const float *xr = x + (b0 + r) * d;
             float best = gr[0] + cn[0];
-            int bi = 0;
+            int bj = 0;
             for (int j = 1; j < k; j++) {
                 float v = gr[j] + cn[j];
-                if (v < best) best = v, bi = j;
+                if (v < best) best = v, bj = j;
             }
             /* |x|^2 + |c|^2 - 2x.c loses about eps*(|x|^2 + |c|^2) to rounding: any centre within
              * a generous multiple of that is re-decided exactly. */
-            float slack = 1e-5f * (xn[b0 + r] + cn[bi]) + 1e-30f;
-            double bd = exact_dist2(xr, centers + (size_t)bi * d, d);
+            float slack = 1e-5f * (xn[b0 + r] + cn[bj]) + 1e-30f;
+            double bd = exact_dist2(xr, centers + (size_t)bj * d, d);
             for (int j = 0; j < k; j++) {
-                if (j == bi || gr[j] + cn[j] > best + slack) continue;
+                if (j == bj || gr[j] + cn[j] > best + slack) continue;
                 double dj = exact_dist2(xr, centers + (size_t)j * d, d);
-                if (dj < bd || (dj == bd && j < bi)) bd = dj, bi = j;
+                if (dj < bd || (dj == bd && j < bj)) bd = dj, bj = j;
             }
-            labels[b0 + r] = bi;
+            labels[b0 + r] = bj;
             if (dist2) dist2[b0 + r] = (float)bd;
         }
     }
     free(g);
+    if (threads > 1 && nblocks > 1) openblas_set_num_threads(blas_threads);
 }
 
 void hafm_kmeans_assign(int32_t *labels, float *dist2, const float *x, int64_t n, const hafm_codebook *cb)

@@ -1,11 +1,49 @@
 /* lstm.c - LSTM layers: the input projection of a chunk as one GEMM, then the sequential
- * recurrent matrix-vector step. */
+ * recurrent matrix-vector step on one thread. */
 #include "hafm/lstm.h"
 #include "hafm/linalg.h"
 #include "vmath.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+/* g[rows] += W[rows, n] h[n]: four rows at a time, so each load of h feeds four FMAs. */
+static void matvec_add(float *g, const float *W, const float *h, int rows, int n)
+{
+    int r = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (n % 8 == 0)
+        for (; r + 4 <= rows; r += 4) {
+            const float *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < n; j += 8) {
+                __m256 x = _mm256_loadu_ps(h + j);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x, a3);
+            }
+            g[r] += hsum8(a0); g[r + 1] += hsum8(a1); g[r + 2] += hsum8(a2); g[r + 3] += hsum8(a3);
+        }
+#endif
+    for (; r < rows; r++) {
+        float s = 0;
+        for (int j = 0; j < n; j++) s += W[(size_t)r * n + j] * h[j];
+        g[r] += s;
+    }
+}
 
 void lstm_layer_forward(float *out, float *gates, float *h, float *c, const float *inp,
                         const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
@@ -17,12 +55,27 @@ void lstm_layer_forward(float *out, float *gates, float *h, float *c, const floa
         for (int j = 0; j < G; j++) gates[t * G + j] = b_ih[j] + b_hh[j];
     hafm_sgemm(0, 1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
 
-    /* The recurrent product goes through the BLAS thread pool like every other product, so one
-     * set of threads serves the whole model (a second pool spinning beside it halves both). */
+    /* The recurrent step runs on one thread: a frame's product is too small to pay for waking
+     * and waiting on another thread 2 x 75 times a second of audio, which on a busy machine
+     * (a descheduled partner) made the LSTM many times slower. */
     for (int64_t t = 0; t < T; t++) {
         float *gt = gates + t * G;
-        hafm_sgemv(0, G, H, 1.0f, w_hh, H, h, 1.0f, gt);
-        for (int u = 0; u < H; u++) {
+        matvec_add(gt, w_hh, h, G, H);
+        int u = 0;
+#ifdef HAFM_HAVE_EXP8
+        const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+        for (; u + 8 <= H; u += 8) {
+            __m256 ig = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + u)))));
+            __m256 fg = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + H + u)))));
+            __m256 gg = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_loadu_ps(gt + 2 * H + u))))), one);
+            __m256 og = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + 3 * H + u)))));
+            __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + u), _mm256_mul_ps(ig, gg));
+            _mm256_storeu_ps(c + u, cn);
+            __m256 tc = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), cn)))), one);
+            _mm256_storeu_ps(h + u, _mm256_mul_ps(og, tc));
+        }
+#endif
+        for (; u < H; u++) {
             float ig = hafm_sigmoidf(gt[u]);
             float fg = hafm_sigmoidf(gt[H + u]);
             float gg = hafm_tanhf(gt[2 * H + u]);

@@ -165,7 +165,7 @@ int hafm_stage_collector_finish(hafm_stage_collector *k, hafm_stage_item *it, in
             return -1;
         }
         int64_t ncopy = have < want ? have : want;
-        memcpy(it->cond[i], k->slots[i].data, (size_t)ncopy * s->codebooks * sizeof(int32_t));
+        if (ncopy > 0) memcpy(it->cond[i], k->slots[i].data, (size_t)ncopy * s->codebooks * sizeof(int32_t));
         for (int64_t f = ncopy; f < want; f++)   /* pad to a whole unit by repeating the last frame */
             memcpy(it->cond[i] + f * s->codebooks, it->cond[i] + (ncopy - 1) * s->codebooks, s->codebooks * sizeof(int32_t));
         it->cond_frames[i] = have;
@@ -177,7 +177,7 @@ int hafm_stage_collector_finish(hafm_stage_collector *k, hafm_stage_item *it, in
         slot *s = &k->slots[c->n_cond];
         it->target_frames = s->frames;
         it->target = hafm_xmalloc((size_t)(s->frames > 0 ? s->frames : 1) * c->target.codebooks * sizeof(int32_t));
-        memcpy(it->target, s->data, (size_t)s->frames * c->target.codebooks * sizeof(int32_t));
+        if (s->frames > 0) memcpy(it->target, s->data, (size_t)s->frames * c->target.codebooks * sizeof(int32_t));
     }
     return 0;
 }

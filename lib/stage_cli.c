@@ -32,7 +32,7 @@ static void usage(FILE *fp, int stage)
             "  -p, --top-p P           nucleus: smallest set with mass >= P, (0, 1]   [1 = off]\n"
             "  -S, --seed N            random seed, 0..2^63-1; item i uses seed + i   [0]\n"
             "      --overlap SEC       context carried between generation windows, 0..window   [window/4: 2.5]\n"
-            "      --fp32              decode with float32 weights (default: bfloat16 copies, half the memory traffic)\n"
+            "      --fp32              float32 weights and KV cache (default: bfloat16, half the memory traffic)\n"
             "  -t, --threads N         threads, 1..1024                           [$HAFM_THREADS or all CPUs]\n"
             "  -q, --quiet             no progress line even on a terminal\n"
             "  -h, --help              this help\n"

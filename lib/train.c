@@ -1,5 +1,6 @@
 /* train.c - AdamW, schedule, crops, data-parallel steps, validation, checkpoints. */
 #include "hafm/train.h"
+#include "hafm/adamw.h"
 #include "hafm/safetensors.h"
 
 #include <math.h>
@@ -31,22 +32,6 @@ double hafm_lr_at(const hafm_train_opts *o, int64_t step)
     double span = (double)(o->steps - o->warmup);
     double x = span > 0 ? (double)(step - o->warmup) / span : 1.0;
     return o->lr_min + 0.5 * (o->lr - o->lr_min) * (1.0 + cos(M_PI * x));
-}
-
-void hafm_adamw_update(float *params, const float *grads, float *m, float *v, const unsigned char *decay,
-                       size_t n, double lr, double beta1, double beta2, double eps, double wd, int64_t t)
-{
-    float b1 = (float)beta1, b2 = (float)beta2;
-    float c1 = (float)(1.0 - pow(beta1, (double)t)), c2 = (float)(1.0 - pow(beta2, (double)t));
-    float flr = (float)lr, fwd = (float)wd, feps = (float)eps;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g;
-        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        float mh = m[i] / c1, vh = v[i] / c2;
-        params[i] -= flr * (mh / (sqrtf(vh) + feps) + (decay[i] ? fwd * params[i] : 0.0f));
-    }
 }
 
 struct hafm_trainer {
@@ -191,8 +176,8 @@ int hafm_trainer_step(hafm_trainer *t, hafm_step_stats *out)
         for (size_t i = 0; i < t->m->n_params; i++) t->grads[i] *= s;
     }
     double lr = hafm_lr_at(o, t->st.step);
-    hafm_adamw_update(t->m->params, t->grads, t->am, t->av, t->decay, t->m->n_params, lr, o->beta1, o->beta2,
-                      o->eps, o->weight_decay, t->st.step + 1);
+    hafm_adamw_update(t->m->params, t->grads, t->am, t->av, t->decay, t->m->n_params, (float)lr, (float)o->beta1,
+                      (float)o->beta2, (float)o->eps, (float)o->weight_decay, t->st.step + 1);
     t->st.step++;
     t->st.tokens += ntok;
     out->loss = sums[0] / (double)ntok;

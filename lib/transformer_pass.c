@@ -217,13 +217,7 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
             const float *dl = a->dlogits + ((size_t)b * nt + q) * V;
             hafm_sgemm(0, 0, Ft, d, V, 1.0f, dl, Q * V, m->w.head_w[q], d, 0.0f, a->dln + row0 * d, Q * d);
             hafm_sgemm(1, 0, V, d, Ft, 1.0f, dl, Q * V, a->lnf + row0 * d, Q * d, 1.0f, g.head_w[q], d);
-            float *db = g.head_b[q];
-#pragma omp parallel for schedule(static)
-            for (int j = 0; j < V; j++) {
-                float acc = 0.0f;
-                for (int t = 0; t < Ft; t++) acc += dl[(size_t)t * Q * V + j];
-                db[j] += acc;
-            }
+            hafm_colsum_add(g.head_b[q], dl, Q * V, NULL, 0, NULL, Ft, V);
         }
     memset(a->dres, 0, Nd * sizeof(float));
     hafm_rmsnorm_backward(a->dres, g.out_norm, a->dln, a->x + (size_t)a->nl * Nd, m->w.out_norm, a->rstdf, N, d);
@@ -358,13 +352,16 @@ int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *toke
             hafm_qknorm_forward(k->qn, NULL, k->qkv, 3 * d, w->q_norm, R, d, H, c->norm_eps);
             if (k->Kh) {
                 hafm_qknorm_forward(k->kn, NULL, k->qkv + d, 3 * d, w->k_norm, R, d, H, c->norm_eps);
+                int hd = d / H;
                 for (int b = 0; b < B; b++)
                     for (int i = 0; i < nc; i++) {
-                        size_t row = lo + ((size_t)b * k->max_len + pos0 + i) * d;
                         const float *kr = k->kn + ((size_t)b * nc + i) * d, *vr = k->qkv + ((size_t)b * nc + i) * 3 * d + 2 * d;
-                        for (int j = 0; j < d; j++) {
-                            k->Kh[row + j] = hafm_f32_to_bf16(kr[j]);
-                            k->Vh[row + j] = hafm_f32_to_bf16(vr[j]);
+                        for (int h = 0; h < H; h++) {
+                            size_t row = lo + (((size_t)b * H + h) * k->max_len + pos0 + i) * hd;
+                            for (int j = 0; j < hd; j++) {
+                                k->Kh[row + j] = hafm_f32_to_bf16(kr[h * hd + j]);
+                                k->Vh[row + j] = hafm_f32_to_bf16(vr[h * hd + j]);
+                            }
                         }
                     }
                 hafm_attention_forward_bf16kv(k->atty, k->qn, k->Kh + lo, k->Vh + lo, k->max_len, m->w.rel_bias, k->buckets,

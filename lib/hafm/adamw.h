@@ -24,4 +24,9 @@ void hafm_adamw_init(hafm_adamw *opt, size_t n, float lr, float beta1, float bet
 void hafm_adamw_step(hafm_adamw *opt, float *params, const float *grads, const uint8_t *decay_mask);
 void hafm_adamw_free(hafm_adamw *opt);
 
+/* The update itself, for trainers that keep m and v in their own layout (the transformer
+ * trainer's checkpoints): step t counts from 1; decay_mask may be NULL (decay everything). */
+void hafm_adamw_update(float *params, const float *grads, float *m, float *v, const uint8_t *decay_mask,
+                       size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
+
 #endif

@@ -53,9 +53,13 @@ double ct_msstftd_disc_loss(ct_msstftd *d, float weight, const float *y, const f
 /* The generator's side: adversarial hinge mean over scales of mean relu(1 - D(y)), and the
  * relative feature-matching loss mean over scales and layers of mean|f(x) - f(y)| / mean|f(x)|.
  * d_adv / d_feat (+=) receive weight_* times their gradients w.r.t. y (either may be NULL).
- * The discriminator's parameter gradients are not touched. */
+ * The discriminator's parameter gradients are not touched. Its activations are kept for
+ * ct_msstftd_disc_loss_kept (the next call of either function releases them). */
 void ct_msstftd_gen_loss(ct_msstftd *d, double *adv, double *feat, float *d_adv, float w_adv,
                          float *d_feat, float w_feat, const float *y, const float *x, int B, int L);
+/* ct_msstftd_disc_loss on the y and x of the preceding ct_msstftd_gen_loss, reusing its forward
+ * passes; the discriminator's parameters must not have changed in between. */
+double ct_msstftd_disc_loss_kept(ct_msstftd *d, float weight);
 
 /* ---- loss balancer (EnCodec section 3.4) -----------------------------------------------------
  * Each loss's gradient g_i w.r.t. the model output is rescaled to total_norm * w_i / sum(w) of

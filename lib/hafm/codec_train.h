@@ -70,6 +70,8 @@ void ct_from_time_major(float *out, const float *inp, int C, int B, int T);
 
 #define CT_MAX_RATIOS 8
 #define CT_MAX_BW 8
+#define CT_MAX_CONVS 512
+#define CT_MAX_LSTM_LAYERS 8
 
 typedef struct {
     int sample_rate, channels, dimension, n_filters, n_residual_layers;

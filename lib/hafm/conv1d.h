@@ -29,12 +29,17 @@ int64_t conv1d_extra_padding(int64_t L, int kernel_eff, int stride, int padding_
  * out [Lout, Cout] = bias + sum_k inp[t*stride + k*dilation, :] . weight[:, k, :]
  * Lout = (Lp - (K-1)*dilation - 1) / stride + 1
  * inp [Lp, Cin], weight [Cout, K, Cin] (PyTorch [Cout, Cin, K] permuted), bias [Cout] or NULL,
- * scratch >= conv1d_scratch_floats(...) floats (im2col buffer for narrow inputs; may be NULL when
- * that returns 0). */
+ * scratch >= conv1d_scratch_floats(...) floats (im2col or packed weights for narrow layers; may be
+ * NULL when that returns 0). */
 void conv1d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     float *scratch, int64_t Lp, int Cin, int Cout, int K, int stride, int dilation);
-size_t conv1d_scratch_floats(int64_t Lp, int Cin, int K, int stride, int dilation);
+size_t conv1d_scratch_floats(int64_t Lp, int Cin, int Cout, int K, int stride, int dilation);
 int64_t conv1d_out_len(int64_t Lp, int K, int stride, int dilation);
+
+/* A 1x1 convolution without bias added to out: out [L, Cout] += inp [L, Cin] . weight [Cout, Cin]^T
+ * (residual shortcuts). scratch >= conv1d_scratch_floats(L, Cin, Cout, 1, 1, 1) floats. */
+void conv1d_accumulate_1x1(float *out, const float *inp, const float *weight, float *scratch, int64_t L,
+                           int Cin, int Cout);
 
 /* Transposed convolution with the causal right trim (trim K - stride), so T frames give exactly
  * T*stride output rows. `hist` frames of history precede the T new frames in inp (0 at the

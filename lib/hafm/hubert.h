@@ -88,7 +88,8 @@ float *hafm_hubert_features(hafm_hubert *m, const float *wav, int64_t n, int lay
 typedef void (*hafm_hubert_trace_fn)(void *ctx, const char *stage, const float *x, int64_t rows, int64_t cols);
 void hafm_hubert_set_trace(hafm_hubert *m, hafm_hubert_trace_fn fn, void *ctx);
 
-/* Exact-erf GELU, 0.5 x (1 + erf(x / sqrt 2)), vectorised (max relative error ~1e-7). */
+/* Exact-erf GELU, 0.5 x (1 + erf(x / sqrt 2)) (not the tanh form), vectorised: measured error
+ * against double erfc below 4e-7 absolute, 6e-6 relative for x >= -8. */
 void hafm_gelu_forward(float *out, const float *in, int64_t n);
 
 #endif

@@ -29,10 +29,6 @@ void hafm_train_opts_default(hafm_train_opts *o);
 /* Learning rate at step (0-based): linear warmup to lr, then cosine to lr_min at `steps`. */
 double hafm_lr_at(const hafm_train_opts *o, int64_t step);
 
-/* One AdamW update (bias-corrected, decoupled weight decay where decay[i]), t = 1-based step. */
-void hafm_adamw_update(float *params, const float *grads, float *m, float *v, const unsigned char *decay,
-                       size_t n, double lr, double beta1, double beta2, double eps, double wd, int64_t t);
-
 /* Sums n floats / doubles over all processes in place (MPI_Allreduce); NULL for one process. */
 typedef struct {
     int rank, world;

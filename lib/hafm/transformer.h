@@ -145,6 +145,8 @@ void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N
 void hafm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IN, int OUT);
 void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int IN, int OUT);
+/* dst[c] += sum_n src[n ld + c] (x mul[n ld_mul + c] x scale[n] when given), rows in order. */
+void hafm_colsum_add(float *dst, const float *src, int ld, const float *mul, int ld_mul, const float *scale, int N, int C);
 /* T5 causal bucket of a distance n >= 0. */
 int hafm_rel_bucket(int n, int buckets, int max_distance);
 /* Causal attention with T5 bias: q [B,T,d] holds positions pos0..pos0+T-1 of each sequence;
@@ -165,8 +167,8 @@ void hafm_qknorm_forward(float *out, float *rstd, const float *inp, int ld_in, c
                          int N, int d, int H, float eps);
 void hafm_qknorm_backward(float *dinp, int ld_in, float *dweight, const float *dout, const float *inp,
                           const float *weight, const float *rstd, int N, int d, int H);
-/* hafm_attention_forward with keys and values stored as bf16 (rows of d, sequences of
- * max_len rows), for decoding from a bf16 KV cache. */
+/* hafm_attention_forward with keys and values stored as bf16, head-major [B, H, max_len, hd],
+ * for decoding from a bf16 KV cache. */
 void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
                                    const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H);
 /* y[M, OUT] = x[M, IN] W^T + b with W stored as bf16, reading W once for all M rows. */

@@ -45,15 +45,17 @@ losses() { grep -o '"step":[0-9]*,"loss":[-0-9.e]*' "$1"; }
 }
 
 @test "a tiny model learns the synthetic task to >= 99% validation token accuracy within a minute" {
-    start=$(date +%s)
-    "$HAFM_BIN/hafm-train" --config "$T/cfg.json" --steps 250 --batch 16 --micro-batch 16 --lr 1e-2 --warmup 25 \
+    # The minute is CPU time (user + system): on a shared machine the wall clock also counts
+    # the other users; both are printed.
+    TIMEFORMAT='%R %U %S'
+    { time "$HAFM_BIN/hafm-train" --config "$T/cfg.json" --steps 250 --batch 16 --micro-batch 16 --lr 1e-2 --warmup 25 \
         --val "$T/val.hafm" --val-every 50 --log "$T/log.jsonl" --plot "$T/curves.png" --export "$T/model.safetensors" \
-        -o "$T/ckpt.safetensors" -q "$T/train.hafm"
-    took=$(( $(date +%s) - start ))
+        -o "$T/ckpt.safetensors" -q "$T/train.hafm" ; } 2> "$T/time"
+    read -r wall user sys < "$T/time"
     acc=$(grep val_acc "$T/log.jsonl" | tail -1 | sed 's/.*"val_acc":\([0-9.e-]*\).*/\1/')
-    echo "# validation token accuracy $acc after 250 steps in ${took} s" >&3
+    echo "# validation token accuracy $acc after 250 steps: ${user} s user + ${sys} s system CPU, ${wall} s wall" >&3
     awk -v a="$acc" 'BEGIN { exit !(a >= 0.99) }'
-    [ "$took" -le 60 ]
+    awk -v u="$user" -v s="$sys" 'BEGIN { exit !(u + s <= 60) }'
     # curves: a PNG from the log
     [ "$(head -c 4 "$T/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ]
     # the exported model generates the learned function with hafm-stage3 (greedy, no guidance),

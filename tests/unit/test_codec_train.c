@@ -240,6 +240,32 @@ static void test_lstm_grad(void **state)
     free(dx); free(dwih); free(dwhh); free(dbih); free(dbhh); free(dg); free(dh);
 }
 
+/* ---- AdamW ---------------------------------------------------------------------------------- */
+
+static void test_adamw(void **state)
+{
+    (void)state;
+    hafm_adamw opt;
+    hafm_adamw_init(&opt, 3, 0.1f, 0.9f, 0.99f, 1e-8f, 0.5f);
+    float p[3] = {1.0f, -2.0f, 3.0f}, g[3] = {0.5f, 0.0f, -1.0f};
+    uint8_t mask[3] = {1, 1, 0};
+    double m[3] = {0}, v[3] = {0}, ref[3] = {1.0, -2.0, 3.0};
+    for (int t = 1; t <= 3; t++) {
+        hafm_adamw_step(&opt, p, g, mask);
+        for (int i = 0; i < 3; i++) {   /* decoupled decay, then the bias-corrected Adam step */
+            m[i] = 0.9 * m[i] + 0.1 * g[i];
+            v[i] = 0.99 * v[i] + 0.01 * g[i] * g[i];
+            if (mask[i]) ref[i] -= 0.1 * 0.5 * ref[i];
+            ref[i] -= 0.1 * (m[i] / (1 - pow(0.9, t))) / (sqrt(v[i] / (1 - pow(0.99, t))) + 1e-8);
+        }
+    }
+    for (int i = 0; i < 3; i++) assert_float_equal(p[i], ref[i], 1e-5);
+    assert_int_equal(opt.t, 3);
+    /* a zero gradient moves the parameter by the decay alone */
+    assert_float_equal(p[1], -2.0 * 0.95 * 0.95 * 0.95, 1e-5);
+    hafm_adamw_free(&opt);
+}
+
 /* ---- the whole generator ------------------------------------------------------------------- */
 
 static void tiny_config(ct_config *c)
@@ -577,6 +603,16 @@ static void test_discriminator_grad(void **state)
     memcpy(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
     assert_true(gradcheck(disc_disc_loss, &c, ct_msstftd_params(d), grads, ct_msstftd_nparams(d), 150, 1e-3f,
                           "msstftd hinge params") < GRAD_TOL);
+    /* the discriminator step on the generator pass's kept activations is the same computation */
+    ct_msstftd_gen_loss(d, &adv, &feat, NULL, 1.0f, NULL, 1.0f, c.y, c.x, 2, 160);
+    memset(ct_msstftd_grads(d), 0, sizeof(float) * ct_msstftd_nparams(d));
+    double kept = ct_msstftd_disc_loss_kept(d, 1.0f);
+    assert_memory_equal(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
+    memset(ct_msstftd_grads(d), 0, sizeof(float) * ct_msstftd_nparams(d));
+    double fresh = ct_msstftd_disc_loss(d, 1.0f, c.y, c.x, 2, 160);
+    assert_float_equal(kept, fresh, 0);
+    assert_memory_equal(grads, ct_msstftd_grads(d), sizeof(float) * ct_msstftd_nparams(d));
+    assert_float_equal(ct_msstftd_disc_loss_kept(d, 1.0f), 0.0, 0);   /* released after use */
     free(grads); free(dadv); free(dfeat); free(c.y); free(c.x);
     ct_msstftd_free(d);
 }
@@ -772,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_elu_grad),
         cmocka_unit_test(test_weightnorm_grad),
         cmocka_unit_test(test_lstm_grad),
+        cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_model_grad),
         cmocka_unit_test(test_codebook_search_ties),
         cmocka_unit_test(test_codebook_ema),

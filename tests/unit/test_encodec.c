@@ -492,7 +492,8 @@ static void test_rvq_ties(void **state)
  * as F16. */
 typedef struct {
     const char *drop, *rename_from, *rename_to, *shrink;
-    int f16;
+    hafm_dtype half;     /* F16 or BF16: store every F32 tensor so */
+    int no_meta;         /* leave out __metadata__ */
 } variant;
 
 static void write_variant(const char *src, const char *dst, variant v)
@@ -514,16 +515,16 @@ static void write_variant(const char *src, const char *dst, variant v)
         int64_t shape[HAFM_ST_MAX_DIMS];
         memcpy(shape, t->shape, sizeof shape);
         if (v.shrink && !strcmp(t->name, v.shrink)) shape[t->ndim - 1] -= 1;
-        if (v.f16 && t->dtype == HAFM_DT_F32) {
+        if (v.half && t->dtype == HAFM_DT_F32) {
             float *f = malloc((size_t)t->numel * sizeof(float));
             hafm_convert_to_f32(f, t->data, t->dtype, (size_t)t->numel);
-            assert_int_equal(hafm_st_writer_add_f32(w, name, HAFM_DT_F16, t->ndim, shape, f), 0);
+            assert_int_equal(hafm_st_writer_add_f32(w, name, v.half, t->ndim, shape, f), 0);
             free(f);
         } else {
             assert_int_equal(hafm_st_writer_add(w, name, t->dtype, t->ndim, shape, t->data), 0);
         }
     }
-    for (int i = 0; i < hafm_st_meta_count(st); i++)
+    for (int i = 0; i < hafm_st_meta_count(st) && !v.no_meta; i++)
         hafm_st_writer_meta(w, hafm_st_meta_key(st, i), hafm_st_meta(st, hafm_st_meta_key(st, i)));
     assert_int_equal(hafm_st_writer_save(w, dst), 0);
     hafm_st_writer_free(w);
@@ -570,15 +571,48 @@ static void test_weight_defects(void **state)
     hafm_encodec_free(a);
     unlink(dst2);
 
-    /* F16 weights load; the codes they give are compared in the bench, not here */
-    write_variant(src, dst, (variant){.f16 = 1});
-    a = hafm_encodec_load(dst);
+    /* half-precision files load (their rounding is the only difference) */
+    static const hafm_dtype halves[] = {HAFM_DT_F16, HAFM_DT_BF16};
+    for (int h = 0; h < 2; h++) {
+        write_variant(src, dst, (variant){.half = halves[h]});
+        a = hafm_encodec_load(dst);
+        if (!a) fail_msg("%s", hafm_last_error());
+        double maxd = 0;
+        for (size_t i = 0; i < nw; i++) maxd = fmax(maxd, fabs(a->dec.conv_in.w[i] - b->dec.conv_in.w[i]));
+        printf("# %s file: folded weight max_diff=%.3g vs F32\n", hafm_dtype_name(halves[h]), maxd);
+        assert_true(maxd > 0 && maxd < 3e-2);
+        hafm_encodec_free(a);
+    }
+
+    /* without metadata the configuration comes from config.json beside the file; without
+     * either, the encodec_24khz defaults, which this small model does not fit */
+    char dir[2048], cfg[2100], st2[2100];
+    snprintf(dir, sizeof dir, "%s/test_encodec_%d.d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(st2, sizeof st2, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    write_variant(srchf, st2, (variant){.no_meta = 1});
+    expect_refused(st2, "expected shape");
+    hafm_safetensors *st = hafm_st_open(srchf);
+    FILE *fp = fopen(cfg, "w");
+    fputs(hafm_st_meta(st, "hf_config"), fp);
+    fclose(fp);
+    hafm_st_close(st);
+    a = hafm_encodec_load(st2);
     if (!a) fail_msg("%s", hafm_last_error());
-    double maxd = 0;
-    for (size_t i = 0; i < nw; i++) maxd = fmax(maxd, fabs(a->dec.conv_in.w[i] - b->dec.conv_in.w[i]));
-    printf("# F16 file: folded weight max_diff=%.3g vs F32\n", maxd);
-    assert_true(maxd > 0 && maxd < 1e-2);
+    assert_int_equal(a->cfg.bins, 512);
+    assert_int_equal(a->cfg.n_q, 8);
+    assert_int_equal(hafm_encodec_n_q(a, 1.5), 2);
+    assert_int_equal(hafm_encodec_n_q(a, 12), -1);
+    assert_memory_equal(a->dec.conv_in.w, b->dec.conv_in.w, nw * sizeof(float));
     hafm_encodec_free(a);
+    fp = fopen(cfg, "w");
+    fputs("{\"hidden_size\": 32, \"use_causal_conv\": false}", fp);
+    fclose(fp);
+    expect_refused(st2, "causal");
+    unlink(cfg);
+    unlink(st2);
+    rmdir(dir);
     hafm_encodec_free(b);
 
     /* a wrong shape */
@@ -588,7 +622,7 @@ static void test_weight_defects(void **state)
     /* a truncated file */
     size_t nb;
     void *buf = read_file(src, &nb);
-    FILE *fp = fopen(dst, "wb");
+    fp = fopen(dst, "wb");
     fwrite(buf, 1, nb / 2, fp);
     fclose(fp);
     free(buf);

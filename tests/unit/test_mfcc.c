@@ -98,6 +98,29 @@ static void test_tone_band(void **state)
     hafm_mfcc_free(m);
 }
 
+/* A gain adds a constant to every log-mel energy, i.e. only to c0 and not to the deltas: after
+ * mean normalisation the features of 0.3 x and x agree (up to the pre-emphasised DC floor). */
+static void test_gain_invariance(void **state)
+{
+    (void)state;
+    size_t nb;
+    float *wav = read_data("inputs/real_2s.f32", &nb);
+    int64_t n = nb / 4, T1, T2;
+    float *quiet = malloc(nb);
+    for (int64_t i = 0; i < n; i++) quiet[i] = 0.3f * wav[i];
+    hafm_mfcc_config c;
+    hafm_mfcc_config_default(&c, HAFM_FEAT_MFCC);
+    hafm_mfcc *m = hafm_mfcc_new(&c);
+    float *a = hafm_mfcc_compute(m, wav, n, &T1), *b = hafm_mfcc_compute(m, quiet, n, &T2);
+    assert_int_equal(T1, T2);
+    double md = 0;
+    for (int64_t i = 0; i < T1 * 39; i++) md = fmax(md, fabs(a[i] - b[i]));
+    printf("# OK (MFCC+CMVN of x and 0.3 x) max_diff=%.3g\n", md);
+    assert_true(md < 1e-4);
+    free(wav), free(quiet), free(a), free(b);
+    hafm_mfcc_free(m);
+}
+
 static void test_edges(void **state)
 {
     (void)state;
@@ -127,6 +150,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mfcc_reference),
         cmocka_unit_test(test_tone_band),
+        cmocka_unit_test(test_gain_invariance),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests_name("mfcc", tests, NULL, NULL);

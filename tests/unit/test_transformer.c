@@ -416,11 +416,18 @@ static void check_cache(int stage)
     int32_t sep[2] = { 0, 0 };
     assert_int_equal(hafm_tf_decode(m, k, sep, lay.table + P - 1, lay.seg + P - 1, 1, 0, lbf, 1), 0);
     double lmax = 0.0;
-    for (int i = 0; i < B * V; i++) {
-        mbf = fmax(mbf, fabs(lbf[i] - full[(i / V) * (size_t)lay.n_target * V + i % V]));
-        lmax = fmax(lmax, fabs(full[(i / V) * (size_t)lay.n_target * V + i % V]));
+    for (int i = 0; i < lay.n_target; i++) {   /* every step, through the bf16 cache */
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < V; v++) {
+                double f = full[((size_t)b * lay.n_target + i) * V + v];
+                mbf = fmax(mbf, fabs(lbf[b * V + v] - f));
+                lmax = fmax(lmax, fabs(f));
+            }
+        if (i + 1 == lay.n_target) break;
+        for (int b = 0; b < B; b++) step[b] = tok[b * lay.L + ts + i];
+        assert_int_equal(hafm_tf_decode(m, k, step, lay.table + ts + i, lay.seg + ts + i, 1, (i + 1) % Q, lbf, 1), 0);
     }
-    printf("# stage %d: OK (KV cache vs full recompute, %d steps) max_diff=%.3g; bf16 first step max_diff=%.3g (max |logit| %.3g)\n",
+    printf("# stage %d: OK (KV cache vs full recompute, %d steps) max_diff=%.3g; bf16 weights+KV max_diff=%.3g (max |logit| %.3g)\n",
            stage, lay.n_target, md, mbf, lmax);
     assert_true(md < 1e-4);
     assert_true(mbf < 0.02 * lmax);
