@@ -44,6 +44,11 @@ static void usage(FILE *fp)
             "      --no-adversarial     reconstruction losses only\n"
             "      --disc-filters N     discriminator channels, 1-1024           [32]\n"
             "      --no-q-dropout       always train with every codebook\n"
+            "      --quantizer-warmup N steps on the continuous latent before the codebooks\n"
+            "                           are fitted to it, 0-1e9                  [0]\n"
+            "      --dead-threshold X   replace codes used less than X times (EMA count),\n"
+            "                           0-1e6 (0: never)                         [2]\n"
+            "      --track-mean         codebooks follow the latent's batch mean\n"
             "      --seed N             random seed, 0-2^63                      [0]\n"
             "      --resample           resample inputs at other rates (else an error)\n"
             "Architecture (without --init):\n"
@@ -212,8 +217,9 @@ static void add_path(data_ctx *d, const char *path)
 
 static void log_step(FILE *log, const ct_step_stats *s, int adversarial)
 {
-    fprintf(log, "{\"step\":%" PRId64 ",\"loss\":%.6g,\"l1\":%.6g,\"mel\":%.6g,\"commit\":%.6g,\"n_q\":%d", s->step,
-            s->loss, s->l1, s->mel, s->commit, s->n_q);
+    fprintf(log, "{\"step\":%" PRId64 ",\"loss\":%.6g,\"l1\":%.6g,\"mel\":%.6g,\"commit\":%.6g,\"n_q\":%d,\"codes_used\":%d,"
+            "\"latent_spread\":%.6g,\"latent_offset\":%.6g", s->step, s->loss, s->l1, s->mel, s->commit, s->n_q,
+            s->codes_used, s->latent_spread, s->latent_offset);
     if (adversarial) fprintf(log, ",\"adv\":%.6g,\"feat\":%.6g,\"disc\":%.6g", s->adv, s->feat, s->disc);
     fprintf(log, ",\"sec\":%.4f}\n", s->seconds);
     fflush(log);
@@ -264,7 +270,7 @@ enum {
     O_INIT = 1000, O_RESUME, O_CKPT, O_CKPT_EVERY, O_LOG, O_PLOT, O_EVAL_EVERY, O_RECON, O_STEPS, O_BATCH, O_SEGMENT,
     O_LR, O_BETA1, O_BETA2, O_WD, O_WTIME, O_WMEL, O_WCOMMIT, O_WADV, O_WFEAT, O_NOADV, O_DISCF, O_NOQD, O_SEED,
     O_RESAMPLE, O_SMALL, O_RATE, O_NF, O_DIM, O_RATIOS, O_RESL, O_LSTM, O_KS, O_LKS, O_RKS, O_DILB, O_COMPRESS,
-    O_BINS, O_BW, O_VERSION
+    O_BINS, O_BW, O_VERSION, O_QWARM, O_DEADTH, O_TRACK
 };
 
 static void eval_and_log(ct_trainer *tr, FILE *log, int quiet, const ct_config *cfg)
@@ -275,6 +281,7 @@ static void eval_and_log(ct_trainer *tr, FILE *log, int quiet, const ct_config *
         int k = ct_config_nq_for_bandwidth(cfg, cfg->target_bandwidths[i]);
         if (k >= n_q) { n_q = k; kbps = cfg->target_bandwidths[i]; }
     }
+    if (!*ct_model_inited(ct_trainer_model(tr), 0)) n_q = 0, kbps = 0.0;   /* quantiser warm-up */
     double db = ct_trainer_eval_sisdr(tr, 0, (int64_t)cfg->sample_rate * 10, n_q, NULL);
     if (log) {
         fprintf(log, "{\"step\":%" PRId64 ",\"eval_si_sdr_db\":%.4f,\"eval_n_q\":%d,\"eval_kbps\":%g}\n",
@@ -302,6 +309,8 @@ int main(int argc, char **argv)
         {"w-commit", required_argument, 0, O_WCOMMIT}, {"w-adv", required_argument, 0, O_WADV},
         {"w-feat", required_argument, 0, O_WFEAT}, {"no-adversarial", no_argument, 0, O_NOADV},
         {"disc-filters", required_argument, 0, O_DISCF}, {"no-q-dropout", no_argument, 0, O_NOQD},
+        {"quantizer-warmup", required_argument, 0, O_QWARM}, {"dead-threshold", required_argument, 0, O_DEADTH},
+        {"track-mean", no_argument, 0, O_TRACK},
         {"seed", required_argument, 0, O_SEED}, {"resample", no_argument, 0, O_RESAMPLE},
         {"small", no_argument, 0, O_SMALL}, {"sample-rate", required_argument, 0, O_RATE},
         {"n-filters", required_argument, 0, O_NF}, {"dimension", required_argument, 0, O_DIM},
@@ -347,6 +356,9 @@ int main(int argc, char **argv)
         case O_NOADV: o.adversarial = 0; break;
         case O_DISCF: o.disc_filters = (int)hafm_opt_long("--disc-filters", optarg, 1, 1024); break;
         case O_NOQD: o.q_dropout = 0; break;
+        case O_QWARM: o.quantizer_warmup = (int)hafm_opt_long("--quantizer-warmup", optarg, 0, 1000000000); break;
+        case O_DEADTH: o.dead_threshold = (float)hafm_opt_double("--dead-threshold", optarg, 0.0, 1e6); break;
+        case O_TRACK: o.track_mean = 1; break;
         case O_SEED: o.seed = (uint64_t)hafm_opt_long("--seed", optarg, 0, INT64_MAX); break;
         case O_RESAMPLE: resample = 1; break;
         case O_SMALL:

@@ -29,6 +29,9 @@ void ct_train_opts_default(ct_train_opts *o)
     o->adversarial = 1;
     o->disc_filters = 32;
     o->q_dropout = 1;
+    o->quantizer_warmup = 0;
+    o->dead_threshold = 2.0f;   /* EnCodec's threshold_ema_dead_code */
+    o->track_mean = 0;
     o->n_mels = 64;
     o->mel_min_log2 = 5;
     o->mel_max_log2 = 11;
@@ -52,6 +55,9 @@ static cJSON *opts_json(const ct_train_opts *o)
     cJSON_AddBoolToObject(j, "adversarial", o->adversarial);
     cJSON_AddNumberToObject(j, "disc_filters", o->disc_filters);
     cJSON_AddBoolToObject(j, "q_dropout", o->q_dropout);
+    cJSON_AddNumberToObject(j, "quantizer_warmup", o->quantizer_warmup);
+    cJSON_AddNumberToObject(j, "dead_threshold", o->dead_threshold);
+    cJSON_AddBoolToObject(j, "track_mean", o->track_mean);
     cJSON_AddNumberToObject(j, "n_mels", o->n_mels);
     cJSON_AddNumberToObject(j, "mel_min_log2", o->mel_min_log2);
     cJSON_AddNumberToObject(j, "mel_max_log2", o->mel_max_log2);
@@ -106,6 +112,8 @@ ct_trainer *ct_trainer_new(ct_model *m, const ct_train_opts *o)
     t->o = *o;
     t->mel = mel;
     ct_rvq_params_default(&t->rp);
+    t->rp.dead_threshold = o->dead_threshold;
+    t->rp.track_mean = o->track_mean;
     t->tape = ct_tape_new();
     ct_rng_seed(&t->rng, o->seed);
     hafm_adamw_init(&t->opt, ct_model_nparams(m), o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay);
@@ -198,9 +206,16 @@ int ct_trainer_step(ct_trainer *t, ct_step_stats *st)
     int n_q = t->o.q_dropout
         ? ct_config_nq_for_bandwidth(cfg, cfg->target_bandwidths[ct_rng_below(&t->rng, (uint64_t)cfg->n_bw)])
         : max_nq(cfg);
+    /* Warm-up: the latent of a freshly initialised encoder is tiny and moves by more than its
+     * spread in each early step, so codebooks fitted to it at once are left behind and every
+     * frame falls to one code; fitted after the warm-up they start from a latent that carries
+     * the signal. */
+    if (t->step < t->o.quantizer_warmup) n_q = 0;
     memset(st, 0, sizeof *st);
     st->n_q = n_q;
     st->commit = ct_model_train_forward(t->m, t->tape, y, x, B, L, n_q, &t->rp, &t->rng, 1);
+    st->codes_used = ct_tape_codes_used(t->tape);
+    ct_tape_latent_stats(t->tape, &st->latent_spread, &st->latent_offset);
     if (!t->disc) {
         st->l1 = ct_l1_loss(dy, t->o.w_time, y, x, n);
         st->mel = ct_mel_loss_compute(t->mel, dy, t->o.w_mel, y, x, B, L);
@@ -240,6 +255,7 @@ double ct_trainer_eval_sisdr(ct_trainer *t, int clip, int64_t max_samples, int n
     const float *x = t->clips[clip];
     float *y = hafm_xmalloc(sizeof(float) * (size_t)n);
     ct_tape *tape = ct_tape_new();
+    if (n_q > 0 && !*ct_model_inited(t->m, 0)) n_q = 0;   /* still in the quantiser warm-up */
     ct_model_train_forward(t->m, tape, y, x, 1, n, n_q, &t->rp, NULL, 0);
     ct_tape_free(tape);
     double xy = 0.0, xx = 0.0;

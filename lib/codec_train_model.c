@@ -460,6 +460,8 @@ typedef struct {
 struct ct_tape {
     ct_entry enc[CT_MAX_OPS], dec[CT_MAX_OPS];
     int nenc, ndec, B, L, T, n_q;
+    int codes_used;    /* distinct codes of the first codebook in the last forward pass */
+    double latent_spread, latent_offset;   /* RMS distance of the latent from its mean; |mean| */
     float *z;          /* encoder output (owned by enc[]) */
     float *q;          /* decoder input [D][B][T] */
     float *q0;         /* stage-0 quantized [D][B][T] (commitment gradient) */
@@ -483,7 +485,7 @@ static void tape_reset(ct_tape *t)
 {
     entries_free(t->enc, t->nenc);
     entries_free(t->dec, t->ndec);
-    t->nenc = t->ndec = 0;
+    t->nenc = t->ndec = t->codes_used = 0;
     free(t->q); free(t->q0);
     t->q = t->q0 = NULL;
     t->z = t->ydec = NULL;
@@ -694,6 +696,41 @@ void ct_model_quantize(ct_model *m, int32_t *codes, float *quantized, const floa
 
 /* ---- training path ---------------------------------------------------------------------------- */
 
+static int count_distinct(const int32_t *codes, int n, int bins)
+{
+    unsigned char *seen = hafm_xcalloc((size_t)bins, 1);
+    int distinct = 0;
+    for (int i = 0; i < n; i++)
+        if (!seen[codes[i]]) { seen[codes[i]] = 1; distinct++; }
+    free(seen);
+    return distinct;
+}
+
+int ct_tape_codes_used(const ct_tape *t) { return t->codes_used; }
+
+void ct_tape_latent_stats(const ct_tape *t, double *spread, double *offset)
+{
+    *spread = t->latent_spread;
+    *offset = t->latent_offset;
+}
+
+/* z [D][N]: RMS distance of the frames from their mean, and the length of the mean */
+static void latent_stats(double *spread, double *offset, const float *z, int D, size_t N)
+{
+    double var = 0.0, mean2 = 0.0;
+    for (int d = 0; d < D; d++) {
+        const float *row = z + (size_t)d * N;
+        double mu = 0.0, v = 0.0;
+        for (size_t i = 0; i < N; i++) mu += row[i];
+        mu /= (double)N;
+        for (size_t i = 0; i < N; i++) v += (row[i] - mu) * (row[i] - mu);
+        var += v / (double)N;
+        mean2 += mu * mu;
+    }
+    *spread = sqrt(var);
+    *offset = sqrt(mean2);
+}
+
 float ct_model_train_forward(ct_model *m, ct_tape *t, float *y, const float *x, int B, int L, int n_q,
                              const ct_rvq_params *rp, ct_rng *rng, int update_codebooks)
 {
@@ -707,11 +744,13 @@ float ct_model_train_forward(ct_model *m, ct_tape *t, float *y, const float *x, 
     size_t nz = (size_t)D * B * T;
     float commit = 0.0f;
     const float *dec_in = t->z;
+    latent_stats(&t->latent_spread, &t->latent_offset, t->z, D, (size_t)B * T);
     if (n_q > 0) {
         t->q = falloc(nz);
         t->q0 = falloc(nz);
         int32_t *codes = hafm_xmalloc(sizeof(int32_t) * (size_t)n_q * B * T);
         commit = ct_rvq_train_forward(m, t->q, codes, t->z, B, T, n_q, rp, rng, update_codebooks);
+        t->codes_used = count_distinct(codes, B * T, m->cfg.bins);
         /* stage 0 alone, for the commitment gradient */
         const float *e0 = ct_model_embed(m, 0);
         for (size_t f = 0; f < (size_t)B * T; f++)

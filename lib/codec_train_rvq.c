@@ -55,6 +55,7 @@ void ct_rvq_params_default(ct_rvq_params *p)
     p->epsilon = 1e-5f;
     p->dead_threshold = 2.0f;
     p->kmeans_iters = 50;
+    p->track_mean = 0;
 }
 
 void ct_codebook_search(int32_t *codes, const float *x, const float *embed, int N, int D, int bins)
@@ -156,8 +157,8 @@ void ct_codebook_ema_update(float *embed, float *embed_avg, float *cluster_size,
     free(count);
 }
 
-int ct_codebook_expire(float *embed, const float *cluster_size, const float *x, int N, int D, int bins,
-                       float threshold, ct_rng *rng)
+int ct_codebook_expire(float *embed, float *embed_avg, float *cluster_size, const float *x, int N, int D,
+                       int bins, float threshold, ct_rng *rng)
 {
     if (threshold <= 0.0f) return 0;
     int expired = 0;
@@ -165,13 +166,44 @@ int ct_codebook_expire(float *embed, const float *cluster_size, const float *x, 
     if (!expired) return 0;
     int *idx = hafm_xmalloc(sizeof(int) * (size_t)bins);
     sample_rows(idx, N, bins, rng);
+    /* The reference replaces only `embed`, which the EMA update then overwrites from embed_avg /
+     * cluster_size in the same step, so its replacement never takes effect and a code that lost
+     * its data stays dead. Here the EMA state is reset with it: the code restarts as a sample
+     * seen `threshold` times. */
     for (int c = 0; c < bins; c++)
-        if (cluster_size[c] < threshold) memcpy(embed + (size_t)c * D, x + (size_t)idx[c] * D, sizeof(float) * D);
+        if (cluster_size[c] < threshold) {
+            const float *row = x + (size_t)idx[c] * D;
+            memcpy(embed + (size_t)c * D, row, sizeof(float) * D);
+            for (int d = 0; d < D; d++) embed_avg[(size_t)c * D + d] = row[d] * threshold;
+            cluster_size[c] = threshold;
+        }
     free(idx);
     return expired;
 }
 
 /* ---- the quantiser --------------------------------------------------------------------------- */
+
+/* Moves the whole codebook by the distance between the batch's mean and the mean the EMA
+ * statistics hold (sum of embed_avg / sum of cluster_size): the codebook keeps its shape and
+ * follows the latent's offset, which in a young encoder drifts by more than the latent's spread
+ * in a step. embed_avg moves by cluster_size times the shift, so embed = avg / size holds. */
+static void track_mean(float *embed, float *embed_avg, const float *cluster_size, const float *x, int N, int D,
+                       int bins)
+{
+    double total = 0.0;
+    for (int c = 0; c < bins; c++) total += cluster_size[c];
+    if (total <= 0.0) return;
+    for (int d = 0; d < D; d++) {
+        double batch = 0.0, ema = 0.0;
+        for (int i = 0; i < N; i++) batch += x[(size_t)i * D + d];
+        for (int c = 0; c < bins; c++) ema += embed_avg[(size_t)c * D + d];
+        float shift = (float)(batch / N - ema / total);
+        for (int c = 0; c < bins; c++) {
+            embed[(size_t)c * D + d] += shift;
+            embed_avg[(size_t)c * D + d] += shift * cluster_size[c];
+        }
+    }
+}
 
 float ct_rvq_train_forward(ct_model *m, float *q, int32_t *codes, const float *z, int B, int T, int n_q,
                            const ct_rvq_params *p, ct_rng *rng, int train)
@@ -189,9 +221,20 @@ float ct_rvq_train_forward(ct_model *m, float *q, int32_t *codes, const float *z
         int32_t *ck = codes + (size_t)k * N;
         if (train && !*ct_model_inited(m, k)) {
             ct_kmeans(embed, cs, r, N, D, bins, p->kmeans_iters, rng);
-            memcpy(ct_model_embed_avg(m, k), embed, sizeof(float) * (size_t)bins * D);
+            /* embed_avg is the running sum of each code's vectors, so it starts as mean * count.
+             * (The reference copies the means, as if every count were 1: the first update then
+             * divides each code by its count.) */
+            float *avg = ct_model_embed_avg(m, k);
+            for (int c = 0; c < bins; c++)
+                for (int d = 0; d < D; d++) avg[(size_t)c * D + d] = embed[(size_t)c * D + d] * cs[c];
             *ct_model_inited(m, k) = 1;
         }
+        if (train && p->track_mean) track_mean(embed, ct_model_embed_avg(m, k), cs, r, N, D, bins);
+        /* Dead codes are re-seeded from this batch before it is assigned (the reference does it
+         * after, with no effect): while the latent of a young encoder drifts by more than its
+         * spread from step to step, codes fitted to earlier batches all lie behind it, and
+         * only fresh ones keep the batch from falling to a single code. */
+        if (train) ct_codebook_expire(embed, ct_model_embed_avg(m, k), cs, r, N, D, bins, p->dead_threshold, rng);
         ct_codebook_search(ck, r, embed, N, D, bins);
         double se = 0.0;
         for (int i = 0; i < N; i++)
@@ -201,11 +244,8 @@ float ct_rvq_train_forward(ct_model *m, float *q, int32_t *codes, const float *z
                 se += (double)(v - r[(size_t)i * D + d]) * (v - r[(size_t)i * D + d]);
             }
         commit += se / ((double)N * D);
-        /* the output used the codebook as it was; the update happens after, as in the reference */
-        if (train) {
-            ct_codebook_expire(embed, cs, r, N, D, bins, p->dead_threshold, rng);
-            ct_codebook_ema_update(embed, ct_model_embed_avg(m, k), cs, r, ck, N, D, bins, p->decay, p->epsilon);
-        }
+        /* the output used the codebook as it was; the EMA update happens after, as in the reference */
+        if (train) ct_codebook_ema_update(embed, ct_model_embed_avg(m, k), cs, r, ck, N, D, bins, p->decay, p->epsilon);
         for (size_t j = 0; j < (size_t)N * D; j++) { qsum[j] += qk[j]; r[j] -= qk[j]; }
     }
     for (int d = 0; d < D; d++)

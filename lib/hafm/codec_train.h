@@ -157,6 +157,7 @@ uint64_t ct_rng_below(ct_rng *r, uint64_t n); /* [0, n) */
 typedef struct {
     float decay, epsilon, dead_threshold;
     int kmeans_iters;
+    int track_mean;   /* codebooks follow the batch mean of their input (not in the reference) */
 } ct_rvq_params;
 void ct_rvq_params_default(ct_rvq_params *p);
 /* Returns the commitment loss; updates codebooks (EMA, dead codes, k-means init) when train. */
@@ -168,9 +169,10 @@ void ct_rvq_backward(float *dz, const float *dq, const float *z, const float *q0
 /* One codebook's EMA step (exposed for the tests): x [N][D], codes [N]. */
 void ct_codebook_ema_update(float *embed, float *embed_avg, float *cluster_size, const float *x,
                             const int32_t *codes, int N, int D, int bins, float decay, float epsilon);
-/* Replaces codes with cluster_size < threshold by random rows of x; returns how many. */
-int ct_codebook_expire(float *embed, const float *cluster_size, const float *x, int N, int D, int bins,
-                       float threshold, ct_rng *rng);
+/* Replaces codes with cluster_size < threshold by random rows of x, resetting their EMA state
+ * (embed_avg = row * threshold, cluster_size = threshold); returns how many. */
+int ct_codebook_expire(float *embed, float *embed_avg, float *cluster_size, const float *x, int N, int D,
+                       int bins, float threshold, ct_rng *rng);
 /* k-means (EnCodec's: random initial means, empty clusters keep their mean). */
 void ct_kmeans(float *means, float *counts, const float *x, int N, int D, int k, int iters, ct_rng *rng);
 /* Nearest codebook vector (squared Euclidean, lowest index on ties): x [N][D] -> codes [N]. */
@@ -187,6 +189,11 @@ void ct_tape_free(ct_tape *t);
 float ct_model_train_forward(ct_model *m, ct_tape *tape, float *y, const float *x, int B, int L, int n_q,
                              const ct_rvq_params *rp, ct_rng *rng, int update_codebooks);
 void ct_model_train_backward(ct_model *m, ct_tape *tape, const float *dy, float commit_weight);
+/* Distinct codes of the first codebook in the tape's forward pass (0 without quantiser). */
+int ct_tape_codes_used(const ct_tape *t);
+/* The latent of the tape's forward pass: RMS distance of its frames from their mean, and the
+ * length of that mean. An offset that grows much faster than the spread starves the codebooks. */
+void ct_tape_latent_stats(const ct_tape *t, double *spread, double *offset);
 
 
 /* ---- the training loop -------------------------------------------------------------------- */
@@ -199,6 +206,9 @@ typedef struct {
     int adversarial;           /* MS-STFT discriminator + balancer */
     int disc_filters;
     int q_dropout;             /* a random target bandwidth per step (else always the largest) */
+    int quantizer_warmup;      /* first steps train the continuous latent; k-means init after */
+    float dead_threshold;      /* EMA usage below which a code is replaced by a batch vector */
+    int track_mean;            /* codebooks follow the latent's batch mean */
     int n_mels, mel_min_log2, mel_max_log2;
     uint64_t seed;
 } ct_train_opts;
@@ -210,6 +220,8 @@ typedef struct {
     int64_t step;
     int n_q;
     double loss, l1, mel, commit, adv, feat, disc;   /* adv/feat/disc 0 without the discriminator */
+    int codes_used;   /* distinct codes of the first codebook in this batch (collapse shows here) */
+    double latent_spread, latent_offset;   /* see ct_tape_latent_stats */
     double seconds;
 } ct_step_stats;
 
