@@ -466,6 +466,46 @@ static void test_rvq_train(void **state)
     ct_model_free(m);
 }
 
+/* A latent whose offset jumps by far more than its spread between two steps: codebooks fitted
+ * to the first batch are left behind (every frame falls to the nearest edge code) unless they
+ * follow the batch mean (--track-mean), which keeps the quantisation as good as before. */
+static void test_rvq_track_mean(void **state)
+{
+    (void)state;
+    for (int track = 0; track <= 1; track++) {
+        ct_config cfg;
+        tiny_config(&cfg);
+        ct_model *m = ct_model_new(&cfg);
+        ct_model_init_random(m, 1);
+        const int D = cfg.dimension, B = 2, T = 40, N = B * T;
+        unsigned seed = 8;
+        float *z = rand_vec((size_t)D * N, &seed, 1.0f), *q = malloc(sizeof(float) * D * N);
+        int32_t *codes = malloc(sizeof(int32_t) * N);
+        ct_rng rng;
+        ct_rng_seed(&rng, 2);
+        ct_rvq_params rp;
+        ct_rvq_params_default(&rp);
+        rp.track_mean = track;
+        rp.dead_threshold = 0.0f;   /* only the tracking is under test */
+        float before = ct_rvq_train_forward(m, q, codes, z, B, T, 1, &rp, &rng, 1);
+        for (size_t i = 0; i < (size_t)D * N; i++) z[i] += 20.0f;   /* the offset moves */
+        float after = ct_rvq_train_forward(m, q, codes, z, B, T, 1, &rp, &rng, 1);
+        int used[8] = {0}, distinct = 0;
+        for (int i = 0; i < N; i++) distinct += !used[codes[i]]++;
+        printf("# track_mean %d: commitment %.4f before the jump, %.4f after; %d codes used\n", track, before,
+               after, distinct);
+        if (track) {
+            assert_float_equal(after, before, 1e-3);
+            assert_int_equal(distinct, 8);
+        } else {
+            assert_true(after > 100.0f * before);
+            assert_true(distinct < 8);
+        }
+        free(z); free(q); free(codes);
+        ct_model_free(m);
+    }
+}
+
 /* ---- losses -------------------------------------------------------------------------------- */
 
 typedef struct { ct_mel_loss *ml; int B, L; float *y, *x; } mel_ctx;
@@ -827,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_codebook_dead_codes),
         cmocka_unit_test(test_kmeans),
         cmocka_unit_test(test_rvq_train),
+        cmocka_unit_test(test_rvq_track_mean),
         cmocka_unit_test(test_l1_loss_grad),
         cmocka_unit_test(test_mel_loss_grad),
         cmocka_unit_test(test_balancer),
