@@ -296,6 +296,7 @@ static void eval_and_log(ct_trainer *tr, FILE *log, int quiet, const ct_config *
 int main(int argc, char **argv)
 {
     hafm_init(argc, argv);
+    hafm_keep_freed_memory();
     static const struct option longopts[] = {
         {"output", required_argument, 0, 'o'}, {"init", required_argument, 0, O_INIT},
         {"resume", required_argument, 0, O_RESUME}, {"checkpoint", required_argument, 0, O_CKPT},

@@ -294,7 +294,19 @@ void ct_balancer_combine(ct_balancer *bal, float *out, float *const *grads, int 
 
 int ct_conv2d_out_len(int n, int k, int stride, int dil, int pad) { return (n + 2 * pad - dil * (k - 1) - 1) / stride + 1; }
 
-/* col[(ci*kh + i)*kw + j][y*Wo + x] = inp[ci][b][y*sh - ph + i*dh][x*sw - pw + j*dw] (one batch item) */
+/* Output columns xo whose input column xo*stride + off lies in [0, W): [*lo, *hi). */
+static void valid_cols(int *lo, int *hi, int off, int stride, int W, int Wo)
+{
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
+    if (h > Wo) h = Wo;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col[(ci*kh + i)*kw + j][y*Wo + x] = inp[ci][b][y*sh - ph + i*dh][x*sw - pw + j*dw] (one batch item).
+ * The valid column range of each tap is found once, so the inner loops copy without tests. */
 static void im2col2d(float *col, const float *inp, int b, int B, int Cin, int H, int W, int Ho, int Wo,
                      int kh, int kw, int sh, int sw, int dh, int dw, int ph, int pw)
 {
@@ -304,14 +316,18 @@ static void im2col2d(float *col, const float *inp, int b, int B, int Cin, int H,
         int ci = (int)(r / (kh * kw)), i = (int)(r / kw % kh), j = (int)(r % kw);
         const float *x = inp + ((size_t)ci * B + b) * H * W;
         float *dst = col + (size_t)r * Ho * Wo;
+        int off = j * dw - pw, lo, hi;
+        valid_cols(&lo, &hi, off, sw, W, Wo);
         for (int yo = 0; yo < Ho; yo++) {
             int yi = yo * sh - ph + i * dh;
             float *d = dst + (size_t)yo * Wo;
             if (yi < 0 || yi >= H) { memset(d, 0, sizeof(float) * Wo); continue; }
-            for (int xo = 0; xo < Wo; xo++) {
-                int xi = xo * sw - pw + j * dw;
-                d[xo] = xi >= 0 && xi < W ? x[(size_t)yi * W + xi] : 0.0f;
-            }
+            const long base = (long)yi * W + off;   /* input index of column 0 (may be < 0) */
+            if (lo > 0) memset(d, 0, sizeof(float) * lo);
+            if (sw == 1) memcpy(d + lo, x + base + lo, sizeof(float) * (hi - lo));
+            else
+                for (int xo = lo; xo < hi; xo++) d[xo] = x[base + (long)xo * sw];
+            if (hi < Wo) memset(d + hi, 0, sizeof(float) * (Wo - hi));
         }
     }
 }
@@ -325,13 +341,17 @@ static void col2im2d_add(float *dinp, const float *dcol, int b, int B, int Cin, 
         for (int i = 0; i < kh; i++)
             for (int j = 0; j < kw; j++) {
                 const float *src = dcol + (((size_t)ci * kh + i) * kw + j) * Ho * Wo;
+                int off = j * dw - pw, lo, hi;
+                valid_cols(&lo, &hi, off, sw, W, Wo);
                 for (int yo = 0; yo < Ho; yo++) {
                     int yi = yo * sh - ph + i * dh;
                     if (yi < 0 || yi >= H) continue;
-                    for (int xo = 0; xo < Wo; xo++) {
-                        int xi = xo * sw - pw + j * dw;
-                        if (xi >= 0 && xi < W) dx[(size_t)yi * W + xi] += src[(size_t)yo * Wo + xo];
-                    }
+                    const long base = (long)yi * W + off;
+                    const float *s = src + (size_t)yo * Wo;
+                    if (sw == 1)
+                        for (int xo = lo; xo < hi; xo++) dx[base + xo] += s[xo];
+                    else
+                        for (int xo = lo; xo < hi; xo++) dx[base + (long)xo * sw] += s[xo];
                 }
             }
     }

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -512,6 +513,15 @@ void hafm_set_threads(int n)
 }
 
 int hafm_get_threads(void) { return thread_count; }
+
+void hafm_keep_freed_memory(void)
+{
+    /* blocks up to 1 GiB come from the heap rather than their own mappings, freed space at
+     * the top of the heap is kept, and the heap grows in steps of 256 MiB */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    mallopt(M_TOP_PAD, 256 << 20);
+}
 
 double hafm_now(void)
 {
