@@ -8,6 +8,7 @@
 #include "hafm.h"
 #include "hafm/transformer.h"
 #include "hafm/train.h"
+#include "hafm/adamw.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -176,8 +176,11 @@ static inline float u32f(uint32_t u)
     return v.f;
 }
 
-void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT)
-{   /* out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias */
+/* Rows [o0, o1) of out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias, bf16 weights. */
+static void gemv_bf16_rows(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN,
+                           int OUT, int o0, int o1)
+{
+    if (o0 >= o1) return;
     if (M == 2) {
         /* Two bf16 weights per 32-bit load: the even one is (u << 16), the odd one (u & 0xffff0000),
          * each a float; the inputs are split into even and odd halves once to match. */
@@ -190,8 +193,7 @@ void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const 
             xe1[k] = inp[IN + 2 * k];
             xo1[k] = inp[IN + 2 * k + 1];
         }
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < OUT; o++) {
+        for (int o = o0; o < o1; o++) {
             const uint16_t *w = weight + (size_t)o * IN;
             const u32_unaligned *wp = (const u32_unaligned *)w;
             float a0 = 0.0f, a1 = 0.0f;
@@ -214,8 +216,7 @@ void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const 
         free(xs);
         return;
     }
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < OUT; o++) {
+    for (int o = o0; o < o1; o++) {
         const uint16_t *w = weight + (size_t)o * IN;
         for (int m = 0; m < M; m++) {
             const float *x = inp + (size_t)m * IN;
@@ -227,12 +228,12 @@ void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const 
     }
 }
 
-void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT)
+static void gemv_f32_rows(float *out, const float *inp, const float *weight, const float *bias, int M, int IN,
+                          int OUT, int o0, int o1)
 {
     if (M == 2) {
         const float *x0 = inp, *x1 = inp + IN;
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < OUT; o++) {
+        for (int o = o0; o < o1; o++) {
             const float *w = weight + (size_t)o * IN;
             float a0 = 0.0f, a1 = 0.0f;
 #pragma omp simd reduction(+:a0, a1)
@@ -246,8 +247,7 @@ void hafm_gemv_f32(float *out, const float *inp, const float *weight, const floa
         }
         return;
     }
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < OUT; o++) {
+    for (int o = o0; o < o1; o++) {
         const float *w = weight + (size_t)o * IN;
         for (int m = 0; m < M; m++) {
             const float *x = inp + (size_t)m * IN;
@@ -257,6 +257,43 @@ void hafm_gemv_f32(float *out, const float *inp, const float *weight, const floa
             out[(size_t)m * OUT + o] = a + (bias ? bias[o] : 0.0f);
         }
     }
+}
+
+/* Part `part` of `parts` of n items, in blocks of 8 so threads do not share cache lines of out. */
+static void split_range(int *i0, int *i1, int n, int part, int parts)
+{
+    int blocks = (n + 7) / 8;
+    int b0 = (int)((int64_t)blocks * part / parts), b1 = (int)((int64_t)blocks * (part + 1) / parts);
+    *i0 = b0 * 8 < n ? b0 * 8 : n;
+    *i1 = b1 * 8 < n ? b1 * 8 : n;
+}
+
+void hafm_gemv_bf16_part(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN,
+                         int OUT, int part, int parts)
+{
+    int o0, o1;
+    split_range(&o0, &o1, OUT, part, parts);
+    gemv_bf16_rows(out, inp, weight, bias, M, IN, OUT, o0, o1);
+}
+
+void hafm_gemv_f32_part(float *out, const float *inp, const float *weight, const float *bias, int M, int IN,
+                        int OUT, int part, int parts)
+{
+    int o0, o1;
+    split_range(&o0, &o1, OUT, part, parts);
+    gemv_f32_rows(out, inp, weight, bias, M, IN, OUT, o0, o1);
+}
+
+void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT)
+{   /* out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias */
+#pragma omp parallel
+    hafm_gemv_bf16_part(out, inp, weight, bias, M, IN, OUT, omp_get_thread_num(), omp_get_num_threads());
+}
+
+void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT)
+{
+#pragma omp parallel
+    hafm_gemv_f32_part(out, inp, weight, bias, M, IN, OUT, omp_get_thread_num(), omp_get_num_threads());
 }
 
 /* ---- attention ------------------------------------------------------------------------------------ */
@@ -275,6 +312,71 @@ int hafm_rel_bucket(int n, int buckets, int max_distance)
 /* Query rows per block of the sgemm path. */
 #define ATT_BLOCK 64
 
+/* The direct path for a few query rows: part `part` of `parts` of the (b, h, t) rows. Keys and
+ * values either fp32 (k, v with row strides ld_k, ld_v and batch strides) or bf16 head-major
+ * (kh, vh [B, H, max_len, hd]). */
+void hafm_attention_decode_part(float *out, float *lse, const float *q, const float *k, const float *v,
+                                const uint16_t *kh, const uint16_t *vh, int max_len, int ld_k, int ld_v,
+                                int64_t k_bstride, int64_t v_bstride, const float *rel_bias, const int *buckets,
+                                int B, int T, int pos0, int d, int H, int part, int parts)
+{
+    int hd = d / H, Lk = pos0 + T, rows = B * H * T;
+    int r0 = (int)((int64_t)rows * part / parts), r1 = (int)((int64_t)rows * (part + 1) / parts);
+    if (r0 >= r1) return;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *s = hafm_aligned_alloc((size_t)Lk * sizeof(float));
+    for (int r = r0; r < r1; r++) {
+        int b = r / (H * T), h = r / T % H, t = r % T;
+        const float *qi = q + ((size_t)b * T + t) * d + h * hd;
+        int pi = pos0 + t;
+        float mx = -INFINITY;
+        float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
+        if (kh) {
+            const uint16_t *kb = kh + ((size_t)b * H + h) * max_len * hd;
+            for (int j = 0; j <= pi; j++) {
+                const uint16_t *kj = kb + (size_t)j * hd;
+                float a = 0.0f;
+#pragma omp simd reduction(+:a)
+                for (int i = 0; i < hd; i++) a += qi[i] * bf16f(kj[i]);
+                s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+                if (s[j] > mx) mx = s[j];
+            }
+        } else {
+            const float *kb = k + b * k_bstride + h * hd;
+            for (int j = 0; j <= pi; j++) {
+                const float *kj = kb + (size_t)j * ld_k;
+                float a = 0.0f;
+#pragma omp simd reduction(+:a)
+                for (int i = 0; i < hd; i++) a += qi[i] * kj[i];
+                s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+                if (s[j] > mx) mx = s[j];
+            }
+        }
+        float sum = 0.0f;
+        for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < hd; i++) o[i] = 0.0f;
+        if (kh) {
+            const uint16_t *vb = vh + ((size_t)b * H + h) * max_len * hd;
+            for (int j = 0; j <= pi; j++) {
+                const uint16_t *restrict vj = vb + (size_t)j * hd;
+                float p = s[j] * inv;
+#pragma omp simd
+                for (int i = 0; i < hd; i++) o[i] += p * bf16f(vj[i]);
+            }
+        } else {
+            const float *vb = v + b * v_bstride + h * hd;
+            for (int j = 0; j <= pi; j++) {
+                const float *vj = vb + (size_t)j * ld_v;
+                float p = s[j] * inv;
+                for (int i = 0; i < hd; i++) o[i] += p * vj[i];
+            }
+        }
+        if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+    }
+    free(s);
+}
+
 void hafm_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                             int ld_k, int ld_v, int64_t k_bstride, int64_t v_bstride,
                             const float *rel_bias, const int *buckets, int B, int T, int pos0, int d, int H)
@@ -282,38 +384,9 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
     int hd = d / H, Lk = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
     if (T < ATT_GEMM_MIN_T) {
-        int nthr = omp_get_max_threads();
-        float *scr = hafm_aligned_alloc((size_t)nthr * Lk * sizeof(float));
-#pragma omp parallel for collapse(3) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++)
-                for (int t = 0; t < T; t++) {
-                    float *s = scr + (size_t)omp_get_thread_num() * Lk;
-                    const float *qi = q + ((size_t)b * T + t) * d + h * hd;
-                    const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
-                    int pi = pos0 + t;
-                    float mx = -INFINITY;
-                    for (int j = 0; j <= pi; j++) {
-                        const float *kj = kb + (size_t)j * ld_k;
-                        float a = 0.0f;
-#pragma omp simd reduction(+:a)
-                        for (int i = 0; i < hd; i++) a += qi[i] * kj[i];
-                        s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
-                        if (s[j] > mx) mx = s[j];
-                    }
-                    float sum = 0.0f;
-                    for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-                    float inv = 1.0f / sum;
-                    float *o = out + ((size_t)b * T + t) * d + h * hd;
-                    for (int i = 0; i < hd; i++) o[i] = 0.0f;
-                    for (int j = 0; j <= pi; j++) {
-                        const float *vj = vb + (size_t)j * ld_v;
-                        float p = s[j] * inv;
-                        for (int i = 0; i < hd; i++) o[i] += p * vj[i];
-                    }
-                    if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
-                }
-        free(scr);
+#pragma omp parallel
+        hafm_attention_decode_part(out, lse, q, k, v, NULL, NULL, 0, ld_k, ld_v, k_bstride, v_bstride, rel_bias,
+                                   buckets, B, T, pos0, d, H, omp_get_thread_num(), omp_get_num_threads());
         return;
     }
     /* Query rows in blocks, each against only the keys it can see: causal attention costs about
@@ -372,39 +445,9 @@ void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k
         free(vf);
         return;
     }
-    float scale = 1.0f / sqrtf((float)hd);
-    int nthr = omp_get_max_threads();
-    float *scr = hafm_aligned_alloc((size_t)nthr * Lk * sizeof(float));
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < T; t++) {
-                float *s = scr + (size_t)omp_get_thread_num() * Lk;
-                const float *qi = q + ((size_t)b * T + t) * d + h * hd;
-                const uint16_t *kb = k + ((size_t)b * H + h) * max_len * hd, *vb = v + ((size_t)b * H + h) * max_len * hd;
-                int pi = pos0 + t;
-                float mx = -INFINITY;
-                for (int j = 0; j <= pi; j++) {
-                    const uint16_t *kj = kb + (size_t)j * hd;
-                    float a = 0.0f;
-#pragma omp simd reduction(+:a)
-                    for (int i = 0; i < hd; i++) a += qi[i] * bf16f(kj[i]);
-                    s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
-                    if (s[j] > mx) mx = s[j];
-                }
-                float sum = 0.0f;
-                for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-                float inv = 1.0f / sum;
-                float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
-                for (int i = 0; i < hd; i++) o[i] = 0.0f;
-                for (int j = 0; j <= pi; j++) {
-                    const uint16_t *restrict vj = vb + (size_t)j * hd;
-                    float p = s[j] * inv;
-#pragma omp simd
-                    for (int i = 0; i < hd; i++) o[i] += p * bf16f(vj[i]);
-                }
-            }
-    free(scr);
+#pragma omp parallel
+    hafm_attention_decode_part(out, NULL, q, NULL, NULL, k, v, max_len, 0, 0, 0, 0, rel_bias, buckets, B, T, pos0, d,
+                               H, omp_get_thread_num(), omp_get_num_threads());
 }
 
 void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, const float *dout,

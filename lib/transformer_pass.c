@@ -4,8 +4,11 @@
 #include "hafm/linalg.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 static float *falloc(size_t n)
 {
@@ -330,6 +333,136 @@ static void linear_any(const hafm_tf_model *m, int use_bf16, float *out, const f
         hafm_linear_forward(out, inp, weight, bias, M, IN, OUT);
 }
 
+/* ---- one decode step in one thread team ------------------------------------------------------- */
+/* A step is ~10 dependent phases per layer, each a few microseconds of work. Entering an OpenMP
+ * region per phase cost a futex wake-up and sleep per region under OMP_WAIT_POLICY=passive (the
+ * setting that keeps OpenMP and OpenBLAS from fighting over the cores): 2 threads decoded slower
+ * than 1. So a step is one region, its phases separated by this barrier, which spins briefly and
+ * then yields the core (a partner that was descheduled must not cost a whole spin). */
+typedef struct {
+    atomic_int arrived, generation;
+    int n;
+} team_barrier;
+
+static void team_wait(team_barrier *b)
+{
+    if (b->n == 1) return;
+    int gen = atomic_load_explicit(&b->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->n - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->generation, 1, memory_order_release);
+        return;
+    }
+    for (long spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == gen; spins++) {
+        if (spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+static void gemv_part(const hafm_tf_model *m, int use_bf16, float *out, const float *inp, const float *weight,
+                      const float *bias, int M, int IN, int OUT, int part, int parts)
+{
+    if (use_bf16 && m->params_bf16)
+        hafm_gemv_bf16_part(out, inp, m->params_bf16 + (weight - m->params), bias, M, IN, OUT, part, parts);
+    else
+        hafm_gemv_f32_part(out, inp, weight, bias, M, IN, OUT, part, parts);
+}
+
+/* The step's keys (already normalised) and values into the cache, bf16 or fp32 (keys normalised
+ * straight into the fp32 cache by the caller). */
+static void step_store_kv(const hafm_tf_model *m, hafm_tf_cache *k, size_t lo, int pos0)
+{
+    const hafm_tf_config *c = &m->cfg;
+    int B = k->B, d = c->d_model, H = c->n_head, hd = d / H;
+    for (int b = 0; b < B; b++) {
+        const float *src = k->qkv + (size_t)b * 3 * d;
+        if (k->Kh) {
+            const float *kr = k->kn + (size_t)b * d, *vr = src + 2 * d;
+            for (int h = 0; h < H; h++) {
+                size_t row = lo + (((size_t)b * H + h) * k->max_len + pos0) * hd;
+                for (int j = 0; j < hd; j++) {
+                    k->Kh[row + j] = hafm_f32_to_bf16(kr[h * hd + j]);
+                    k->Vh[row + j] = hafm_f32_to_bf16(vr[h * hd + j]);
+                }
+            }
+        } else {
+            memcpy(k->V + lo + ((size_t)b * k->max_len + pos0) * d, src + 2 * d, (size_t)d * sizeof(float));
+        }
+    }
+}
+
+/* One position per batch row (nc = 1) through every layer, in one team. Same arithmetic as the
+ * general path, row for row. */
+static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head, float *logits, int use_bf16)
+{
+    const hafm_tf_config *c = &m->cfg;
+    const int B = k->B, d = c->d_model, H = c->n_head, F = c->d_ff, V = c->target.vocab, R = B, pos0 = k->len;
+    team_barrier bar = {0, 0, 1};
+#pragma omp parallel
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        bar.n = nt;   /* the single's barrier publishes it */
+        for (int l = 0; l < c->n_layer; l++) {
+            const hafm_tf_layer *w = &m->w.layers[l];
+            size_t lo = (size_t)l * B * k->max_len * d;
+            if (tid == 0) {
+                if (l > 0)
+                    for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
+                hafm_rmsnorm_forward(k->ln, NULL, k->x, w->attn_norm, R, d, c->norm_eps);
+            }
+            team_wait(&bar);
+            gemv_part(m, use_bf16, k->qkv, k->ln, w->qkv_w, w->qkv_b, R, d, 3 * d, tid, nt);
+            team_wait(&bar);
+            if (tid == 0) {
+                hafm_qknorm_forward(k->qn, NULL, k->qkv, 3 * d, w->q_norm, R, d, H, c->norm_eps);
+                if (k->Kh) {
+                    hafm_qknorm_forward(k->kn, NULL, k->qkv + d, 3 * d, w->k_norm, R, d, H, c->norm_eps);
+                } else {
+                    for (int b = 0; b < B; b++)
+                        hafm_qknorm_forward(k->K + lo + ((size_t)b * k->max_len + pos0) * d, NULL,
+                                            k->qkv + (size_t)b * 3 * d + d, 3 * d, w->k_norm, 1, d, H, c->norm_eps);
+                }
+                step_store_kv(m, k, lo, pos0);
+            }
+            team_wait(&bar);
+            if (k->Kh)
+                hafm_attention_decode_part(k->atty, NULL, k->qn, NULL, NULL, k->Kh + lo, k->Vh + lo, k->max_len, 0, 0, 0,
+                                           0, m->w.rel_bias, k->buckets, B, 1, pos0, d, H, tid, nt);
+            else
+                hafm_attention_decode_part(k->atty, NULL, k->qn, k->K + lo, k->V + lo, NULL, NULL, 0, d, d,
+                                           (int64_t)k->max_len * d, (int64_t)k->max_len * d, m->w.rel_bias, k->buckets,
+                                           B, 1, pos0, d, H, tid, nt);
+            team_wait(&bar);
+            gemv_part(m, use_bf16, k->tmp, k->atty, w->out_w, w->out_b, R, d, d, tid, nt);
+            team_wait(&bar);
+            if (tid == 0) {
+                for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
+                hafm_rmsnorm_forward(k->ln, NULL, k->x, w->ffn_norm, R, d, c->norm_eps);
+            }
+            team_wait(&bar);
+            gemv_part(m, use_bf16, k->ff1, k->ln, w->ffn_in_w, w->ffn_in_b, R, d, 2 * F, tid, nt);
+            team_wait(&bar);
+            if (tid == 0) hafm_geglu_forward(k->ffg, k->ff1, R, F);
+            team_wait(&bar);
+            gemv_part(m, use_bf16, k->tmp, k->ffg, w->ffn_out_w, w->ffn_out_b, R, F, d, tid, nt);
+            team_wait(&bar);
+        }
+        if (tid == 0) {
+            for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
+            if (head >= 0) hafm_rmsnorm_forward(k->y, NULL, k->x, m->w.out_norm, B, d, c->norm_eps);
+        }
+        team_wait(&bar);
+        if (head >= 0) gemv_part(m, use_bf16, logits, k->y, m->w.head_w[head], m->w.head_b[head], B, d, V, tid, nt);
+    }
+    k->len += 1;
+}
+
 int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
                    const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
 {
@@ -338,6 +471,12 @@ int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *toke
     if (n < 1 || k->len + n > k->max_len) {
         hafm_error("decode: %d positions do not fit the cache (%d of %d used)", n, k->len, k->max_len);
         return -1;
+    }
+    if (n == 1 && B <= 8) {
+        for (int b = 0; b < B; b++)
+            if (embed(m, k->x + (size_t)b * d, tokens + b, tables, segs, 1) < 0) return -1;
+        decode_step_team(m, k, head, logits, use_bf16);
+        return 0;
     }
     for (int c0 = 0; c0 < n; c0 += DECODE_CHUNK) {
         int nc = n - c0 < DECODE_CHUNK ? n - c0 : DECODE_CHUNK, R = B * nc, pos0 = k->len;

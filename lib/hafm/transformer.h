@@ -174,5 +174,18 @@ void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k
 /* y[M, OUT] = x[M, IN] W^T + b with W stored as bf16, reading W once for all M rows. */
 void hafm_gemv_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN, int OUT);
 void hafm_gemv_f32(float *out, const float *inp, const float *weight, const float *bias, int M, int IN, int OUT);
+/* Part `part` of `parts` of the same products (output rows split in blocks of 8), for callers
+ * that run their own thread team. */
+void hafm_gemv_bf16_part(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN,
+                         int OUT, int part, int parts);
+void hafm_gemv_f32_part(float *out, const float *inp, const float *weight, const float *bias, int M, int IN,
+                        int OUT, int part, int parts);
+/* Attention for a few query rows (decode steps), part `part` of `parts` of the (b, h, t) rows:
+ * fp32 keys/values as in hafm_attention_forward, or (kh, vh non-NULL) bf16 as in
+ * hafm_attention_forward_bf16kv. */
+void hafm_attention_decode_part(float *out, float *lse, const float *q, const float *k, const float *v,
+                                const uint16_t *kh, const uint16_t *vh, int max_len, int ld_k, int ld_v,
+                                int64_t k_bstride, int64_t v_bstride, const float *rel_bias, const int *buckets,
+                                int B, int T, int pos0, int d, int H, int part, int parts);
 
 #endif
