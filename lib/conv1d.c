@@ -5,6 +5,8 @@
 
 #include <math.h>
 #include <string.h>
+#include <omp.h>
+#include <cblas.h>
 
 void pad1d_reflect_forward(float *out, const float *inp, int64_t L, int C, int pl, int pr)
 {
@@ -133,14 +135,23 @@ static void window_rows(float *out, int64_t ldo, const float *A, int64_t lda, co
 }
 
 /* out[t, 0:N] (+)= sum_j A[t*lda + j] * Bt[j, 0:N], t < M, j < J; Bt [J, N] (W [N, J] is the same
- * weight untransposed); out row stride ldo.
- * accumulate 0: out starts from bias (or 0). Serial on purpose: the BLAS thread pool is the
- * model's only pool, because a second (OpenMP) pool spinning beside it made two threads slower
- * than one on a busy machine. */
+ * weight untransposed); out row stride ldo. accumulate 0: out starts from bias (or 0). Rows are
+ * split among the OpenMP threads only while BLAS runs single-threaded (hafm_blas_single_begin):
+ * beside a pool of spinning BLAS workers a second pool made two threads slower than one. */
 static void window_gemm(float *out, int64_t ldo, const float *A, int64_t lda, const float *Bt, const float *W,
                         const float *bias, int64_t M, int J, int N, int accumulate)
 {
-    window_rows(out, ldo, A, lda, Bt, W, bias, 0, M, J, N, accumulate);
+    int threads = omp_in_parallel() || openblas_get_num_threads() > 1 ? 1 : omp_get_max_threads();
+    if (threads <= 1 || M * J * N < (1 << 16)) {
+        window_rows(out, ldo, A, lda, Bt, W, bias, 0, M, J, N, accumulate);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t r0 = M * t / nt & ~(int64_t)3, r1 = t == nt - 1 ? M : M * (t + 1) / nt & ~(int64_t)3;
+        window_rows(out, ldo, A, lda, Bt, W, bias, r0, r1, J, N, accumulate);
+    }
 }
 
 /* Which layers take the window kernel: few output channels (BLAS does poorly there), and a
@@ -187,11 +198,12 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
     if (bias) { fill_bias(out, bias, Lout, Cout); beta = 1.0f; }
     if (use_im2col(Cin, K, stride, dilation)) {
         int64_t row = (int64_t)K * Cin;
+#pragma omp parallel for schedule(static) if (Lout * row > (1 << 16) && !omp_in_parallel())
         for (int64_t t = 0; t < Lout; t++)
             for (int k = 0; k < K; k++)
                 memcpy(scratch + t * row + (int64_t)k * Cin, inp + (t * stride + (int64_t)k * dilation) * Cin,
                        (size_t)Cin * sizeof(float));
-        hafm_sgemm(0, 1, (int)Lout, Cout, (int)row, 1.0f, scratch, (int)row, weight, (int)row, beta, out, Cout);
+        hafm_sgemm_omp(1, (int)Lout, Cout, (int)row, 1.0f, scratch, (int)row, weight, (int)row, beta, out, Cout);
         return;
     }
     if (dilation == 1) {
@@ -199,15 +211,15 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
          * [Lp/s, s*Cin] view, so each block of `stride` taps is one GEMM on a strided view. */
         for (int m = 0; m * stride < K; m++) {
             int bl = K - m * stride < stride ? K - m * stride : stride;
-            hafm_sgemm(0, 1, (int)Lout, Cout, bl * Cin, 1.0f, inp + (int64_t)m * stride * Cin, stride * Cin,
-                       weight + (int64_t)m * stride * Cin, K * Cin, beta, out, Cout);
+            hafm_sgemm_omp(1, (int)Lout, Cout, bl * Cin, 1.0f, inp + (int64_t)m * stride * Cin, stride * Cin,
+                           weight + (int64_t)m * stride * Cin, K * Cin, beta, out, Cout);
             beta = 1.0f;
         }
         return;
     }
     for (int k = 0; k < K; k++) {   /* only reached for stride * Cin >= 64 without im2col */
-        hafm_sgemm(0, 1, (int)Lout, Cout, Cin, 1.0f, inp + (int64_t)k * dilation * Cin, stride * Cin,
-                   weight + (int64_t)k * Cin, K * Cin, beta, out, Cout);
+        hafm_sgemm_omp(1, (int)Lout, Cout, Cin, 1.0f, inp + (int64_t)k * dilation * Cin, stride * Cin,
+                       weight + (int64_t)k * Cin, K * Cin, beta, out, Cout);
         beta = 1.0f;
     }
 }
@@ -221,7 +233,7 @@ void conv1d_accumulate_1x1(float *out, const float *inp, const float *weight, fl
         window_gemm(out, Cout, inp, Cin, scratch, weight, NULL, L, Cin, Cout, 1);
         return;
     }
-    hafm_sgemm(0, 1, (int)L, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
+    hafm_sgemm_omp(1, (int)L, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
 }
 
 void conv_transpose1d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -237,12 +249,12 @@ void conv_transpose1d_forward(float *out, const float *inp, const float *weight,
         int bl = K - m * stride < stride ? K - m * stride : stride;
         int64_t j0 = m - hist > 0 ? m - hist : 0;
         if (j0 >= T) break;
-        hafm_sgemm(0, 0, (int)(T - j0), bl * Cout, Cin, 1.0f, inp + (hist + j0 - m) * Cin, Cin,
-                   weight + (int64_t)m * stride * Cout, K * Cout, 1.0f, out + j0 * ldc, (int)ldc);
+        hafm_sgemm_omp(0, (int)(T - j0), bl * Cout, Cin, 1.0f, inp + (hist + j0 - m) * Cin, Cin,
+                       weight + (int64_t)m * stride * Cout, K * Cout, 1.0f, out + j0 * ldc, (int)ldc);
     }
 }
 
-void elu_forward(float *out, const float *inp, size_t n)
+static void elu_range(float *out, const float *inp, size_t n)
 {
     size_t i = 0;
 #ifdef HAFM_HAVE_EXP8
@@ -258,6 +270,21 @@ void elu_forward(float *out, const float *inp, size_t n)
     for (; i < n; i++) {
         float x = inp[i];
         out[i] = x > 0.0f ? x : hafm_expm1f_neg(x);
+    }
+}
+
+void elu_forward(float *out, const float *inp, size_t n)
+{
+    int threads = omp_in_parallel() || openblas_get_num_threads() > 1 ? 1 : omp_get_max_threads();
+    if (threads <= 1 || n < (1 << 15)) {
+        elu_range(out, inp, n);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t a = n * t / nt & ~(size_t)7, b = t == nt - 1 ? n : n * (t + 1) / nt & ~(size_t)7;
+        elu_range(out + a, inp + a, b - a);
     }
 }
 

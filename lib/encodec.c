@@ -968,6 +968,7 @@ static int64_t stream_push(hafm_encodec_stream *s, const float *x, int64_t n, in
     s->outq.C = s->decoder ? s->m->cfg.channels : s->m->cfg.dimension;
     int64_t (*block)(hafm_encodec_stream *, const float *, int64_t, int, const float **) =
         s->decoder ? decoder_block : encoder_block;
+    int blas = hafm_blas_single_begin();
     for (;;) {
         int64_t take = s->block - s->inq.n;
         if (take > n) take = n;
@@ -982,6 +983,7 @@ static int64_t stream_push(hafm_encodec_stream *s, const float *x, int64_t n, in
         s->inq.n = 0;
         if (last) { hafm_encodec_stream_reset(s); break; }
     }
+    hafm_blas_single_end(blas);
     *out = s->outq.p;
     return s->outq.n;
 }

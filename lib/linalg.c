@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include <omp.h>
 
 #ifdef HAFM_CUDA
 /* lib/linalg_cuda.c: returns 0 when it ran the product on the GPU, -1 to fall back. */
@@ -45,6 +46,44 @@ void hafm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int hafm_blas_single_begin(void)
+{
+    int saved = openblas_get_num_threads();
+    if (saved > 1 && strcmp(hafm_backend_name(), "openblas") == 0) openblas_set_num_threads(1);
+    return saved;
+}
+
+void hafm_blas_single_end(int saved)
+{
+    if (openblas_get_num_threads() != saved) openblas_set_num_threads(saved);
+}
+
+void hafm_sgemm_omp(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads <= 1 || openblas_get_num_threads() > 1 || (int64_t)M * N * K < (1 << 18) ||
+        strcmp(hafm_backend_name(), "openblas") != 0) {
+        hafm_sgemm(0, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int split_n = N > M, len = split_n ? N : M;
+    if (len < 32 * threads) threads = len / 32 > 1 ? len / 32 : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        /* slice edges on multiples of 16 rows: whole register tiles of the BLAS kernel */
+        int a = t ? (int)((int64_t)len * t / nt) & ~15 : 0;
+        int b = t == nt - 1 ? len : (int)((int64_t)len * (t + 1) / nt) & ~15;
+        if (b > a && split_n)
+            hafm_sgemm(0, trans_b, M, b - a, K, alpha, A, lda, trans_b ? B + (size_t)a * ldb : B + a, ldb, beta,
+                       C + a, ldc);
+        else if (b > a)
+            hafm_sgemm(0, trans_b, b - a, N, K, alpha, A + (size_t)a * lda, lda, B, ldb, beta, C + (size_t)a * ldc,
+                       ldc);
+    }
 }
 
 void hafm_sgemm_strided_batched(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -1,11 +1,13 @@
 /* lstm.c - LSTM layers: the input projection of a chunk as one GEMM, then the sequential
- * recurrent matrix-vector step on one thread. */
+ * recurrent step, its hidden units split among the threads of one team. */
 #include "hafm/lstm.h"
 #include "hafm/linalg.h"
 #include "vmath.h"
+#include "team.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -45,6 +47,37 @@ static void matvec_add(float *g, const float *W, const float *h, int rows, int n
     }
 }
 
+/* Cell update of units [u0, u1) from the gate pre-activations gt [4H] (i, f, g, o blocks). */
+static void cell_update(float *h, float *c, const float *gt, int H, int u0, int u1)
+{
+    int u = u0;
+#ifdef HAFM_HAVE_EXP8
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    for (; u + 8 <= u1; u += 8) {
+        __m256 ig = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + u)))));
+        __m256 fg = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + H + u)))));
+        __m256 gg = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_loadu_ps(gt + 2 * H + u))))), one);
+        __m256 og = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + 3 * H + u)))));
+        __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + u), _mm256_mul_ps(ig, gg));
+        _mm256_storeu_ps(c + u, cn);
+        __m256 tc = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), cn)))), one);
+        _mm256_storeu_ps(h + u, _mm256_mul_ps(og, tc));
+    }
+#endif
+    for (; u < u1; u++) {
+        float ig = hafm_sigmoidf(gt[u]);
+        float fg = hafm_sigmoidf(gt[H + u]);
+        float gg = hafm_tanhf(gt[2 * H + u]);
+        float og = hafm_sigmoidf(gt[3 * H + u]);
+        float cn = fg * c[u] + ig * gg;
+        c[u] = cn;
+        h[u] = og * hafm_tanhf(cn);
+    }
+}
+
+/* Below this hidden size a frame's step is too small to share (the barrier would dominate). */
+#define LSTM_TEAM_MIN_H 128
+
 void lstm_layer_forward(float *out, float *gates, float *h, float *c, const float *inp,
                         const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
                         int64_t T, int In, int H)
@@ -53,39 +86,37 @@ void lstm_layer_forward(float *out, float *gates, float *h, float *c, const floa
     int G = 4 * H;
     for (int64_t t = 0; t < T; t++)
         for (int j = 0; j < G; j++) gates[t * G + j] = b_ih[j] + b_hh[j];
-    hafm_sgemm(0, 1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
+    hafm_sgemm_omp(1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
 
-    /* The recurrent step runs on one thread: a frame's product is too small to pay for waking
-     * and waiting on another thread 2 x 75 times a second of audio, which on a busy machine
-     * (a descheduled partner) made the LSTM many times slower. */
-    for (int64_t t = 0; t < T; t++) {
-        float *gt = gates + t * G;
-        matvec_add(gt, w_hh, h, G, H);
-        int u = 0;
-#ifdef HAFM_HAVE_EXP8
-        const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
-        for (; u + 8 <= H; u += 8) {
-            __m256 ig = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + u)))));
-            __m256 fg = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + H + u)))));
-            __m256 gg = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_loadu_ps(gt + 2 * H + u))))), one);
-            __m256 og = _mm256_div_ps(one, _mm256_add_ps(one, hafm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(gt + 3 * H + u)))));
-            __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + u), _mm256_mul_ps(ig, gg));
-            _mm256_storeu_ps(c + u, cn);
-            __m256 tc = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, hafm_exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), cn)))), one);
-            _mm256_storeu_ps(h + u, _mm256_mul_ps(og, tc));
+    /* Each thread owns a block of hidden units: it computes their four gate rows (reading its
+     * share of w_hh, which is the step's cost: 4H x H weights a frame) and updates their cell,
+     * so the threads meet once a frame. h is double-buffered (the frame's products read all of
+     * the previous h while the owners write the new one); out keeps every frame's h. */
+    int team = omp_get_max_threads();
+    if (team > 2) team = 2;   /* more threads would each stream too little of w_hh per frame */
+    if (H < LSTM_TEAM_MIN_H || H % 16) team = 1;
+    float *hbuf = hafm_aligned_alloc((size_t)H * sizeof(float));
+    hafm_team_barrier bar = {0, 0, 1};
+#pragma omp parallel num_threads(team)
+    {
+        int p = omp_get_thread_num(), np = omp_get_num_threads();
+#pragma omp single
+        bar.n = np;
+        int u0 = (int)((int64_t)H / 8 * p / np) * 8, u1 = p == np - 1 ? H : (int)((int64_t)H / 8 * (p + 1) / np) * 8;
+        const float *hprev = h;
+        for (int64_t t = 0; t < T; t++) {
+            float *gt = gates + t * G, *hnext = t & 1 ? h : hbuf;
+            for (int blk = 0; blk < 4; blk++)
+                matvec_add(gt + blk * H + u0, w_hh + ((size_t)blk * H + u0) * H, hprev, u1 - u0, H);
+            /* the cell state is per unit, so each owner updates its own units in place */
+            cell_update(hnext, c, gt, H, u0, u1);
+            memcpy(out + t * H + u0, hnext + u0, (size_t)(u1 - u0) * sizeof(float));
+            hafm_team_wait(&bar);
+            hprev = hnext;
         }
-#endif
-        for (; u < H; u++) {
-            float ig = hafm_sigmoidf(gt[u]);
-            float fg = hafm_sigmoidf(gt[H + u]);
-            float gg = hafm_tanhf(gt[2 * H + u]);
-            float og = hafm_sigmoidf(gt[3 * H + u]);
-            float cn = fg * c[u] + ig * gg;
-            c[u] = cn;
-            h[u] = og * hafm_tanhf(cn);
-        }
-        memcpy(out + t * H, h, (size_t)H * sizeof(float));
     }
+    if (T & 1) memcpy(h, hbuf, (size_t)H * sizeof(float));   /* the last frame wrote hbuf */
+    free(hbuf);
 }
 
 size_t hafm_lstm_scratch_floats(const hafm_lstm *l, int64_t T)

@@ -2,10 +2,9 @@
  * (training), and chunked incremental decoding over a KV cache (generation). */
 #include "hafm/transformer.h"
 #include "hafm/linalg.h"
+#include "team.h"
 
 #include <math.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
@@ -334,36 +333,9 @@ static void linear_any(const hafm_tf_model *m, int use_bf16, float *out, const f
 }
 
 /* ---- one decode step in one thread team ------------------------------------------------------- */
-/* A step is ~10 dependent phases per layer, each a few microseconds of work. Entering an OpenMP
- * region per phase cost a futex wake-up and sleep per region under OMP_WAIT_POLICY=passive (the
- * setting that keeps OpenMP and OpenBLAS from fighting over the cores): 2 threads decoded slower
- * than 1. So a step is one region, its phases separated by this barrier, which spins briefly and
- * then yields the core (a partner that was descheduled must not cost a whole spin). */
-typedef struct {
-    atomic_int arrived, generation;
-    int n;
-} team_barrier;
-
-static void team_wait(team_barrier *b)
-{
-    if (b->n == 1) return;
-    int gen = atomic_load_explicit(&b->generation, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->n - 1) {
-        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&b->generation, 1, memory_order_release);
-        return;
-    }
-    for (long spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == gen; spins++) {
-        if (spins < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        } else {
-            sched_yield();
-        }
-    }
-}
-
+/* A step is ~10 dependent phases per layer, each a few microseconds of work: one region per
+ * step, phases separated by hafm_team_wait (team.h). With a region per phase, 2 threads decoded
+ * slower than 1. */
 static void gemv_part(const hafm_tf_model *m, int use_bf16, float *out, const float *inp, const float *weight,
                       const float *bias, int M, int IN, int OUT, int part, int parts)
 {
@@ -402,7 +374,7 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
 {
     const hafm_tf_config *c = &m->cfg;
     const int B = k->B, d = c->d_model, H = c->n_head, F = c->d_ff, V = c->target.vocab, R = B, pos0 = k->len;
-    team_barrier bar = {0, 0, 1};
+    hafm_team_barrier bar = {0, 0, 1};
 #pragma omp parallel
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -416,9 +388,9 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
                     for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
                 hafm_rmsnorm_forward(k->ln, NULL, k->x, w->attn_norm, R, d, c->norm_eps);
             }
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->qkv, k->ln, w->qkv_w, w->qkv_b, R, d, 3 * d, tid, nt);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             if (tid == 0) {
                 hafm_qknorm_forward(k->qn, NULL, k->qkv, 3 * d, w->q_norm, R, d, H, c->norm_eps);
                 if (k->Kh) {
@@ -430,7 +402,7 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
                 }
                 step_store_kv(m, k, lo, pos0);
             }
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             if (k->Kh)
                 hafm_attention_decode_part(k->atty, NULL, k->qn, NULL, NULL, k->Kh + lo, k->Vh + lo, k->max_len, 0, 0, 0,
                                            0, m->w.rel_bias, k->buckets, B, 1, pos0, d, H, tid, nt);
@@ -438,26 +410,26 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
                 hafm_attention_decode_part(k->atty, NULL, k->qn, k->K + lo, k->V + lo, NULL, NULL, 0, d, d,
                                            (int64_t)k->max_len * d, (int64_t)k->max_len * d, m->w.rel_bias, k->buckets,
                                            B, 1, pos0, d, H, tid, nt);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->tmp, k->atty, w->out_w, w->out_b, R, d, d, tid, nt);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             if (tid == 0) {
                 for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
                 hafm_rmsnorm_forward(k->ln, NULL, k->x, w->ffn_norm, R, d, c->norm_eps);
             }
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->ff1, k->ln, w->ffn_in_w, w->ffn_in_b, R, d, 2 * F, tid, nt);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             if (tid == 0) hafm_geglu_forward(k->ffg, k->ff1, R, F);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->tmp, k->ffg, w->ffn_out_w, w->ffn_out_b, R, F, d, tid, nt);
-            team_wait(&bar);
+            hafm_team_wait(&bar);
         }
         if (tid == 0) {
             for (size_t i = 0; i < (size_t)R * d; i++) k->x[i] += k->tmp[i];
             if (head >= 0) hafm_rmsnorm_forward(k->y, NULL, k->x, m->w.out_norm, B, d, c->norm_eps);
         }
-        team_wait(&bar);
+        hafm_team_wait(&bar);
         if (head >= 0) gemv_part(m, use_bf16, logits, k->y, m->w.head_w[head], m->w.head_b[head], B, d, V, tid, nt);
     }
     k->len += 1;
