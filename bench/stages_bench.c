@@ -140,8 +140,10 @@ int main(int argc, char **argv)
 {
     hafm_init(argc, argv);
     if (argc == 5 && strcmp(argv[1], "decode") == 0) return decode_bench(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-    if (argc == 6 && strcmp(argv[1], "train") == 0)
+    if (argc == 6 && strcmp(argv[1], "train") == 0) {
+        hafm_keep_freed_memory();   /* as hafm-train does */
         return train_bench(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    }
     fprintf(stderr, "usage: stages_bench decode STAGE CONTEXT STEPS | train STAGE BATCH UNITS STEPS\n");
     return 2;
 }
