@@ -203,7 +203,7 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
             for (int k = 0; k < K; k++)
                 memcpy(scratch + t * row + (int64_t)k * Cin, inp + (t * stride + (int64_t)k * dilation) * Cin,
                        (size_t)Cin * sizeof(float));
-        hafm_sgemm_omp(1, (int)Lout, Cout, (int)row, 1.0f, scratch, (int)row, weight, (int)row, beta, out, Cout);
+        hafm_sgemm_omp(0, 1, (int)Lout, Cout, (int)row, 1.0f, scratch, (int)row, weight, (int)row, beta, out, Cout);
         return;
     }
     if (dilation == 1) {
@@ -211,14 +211,14 @@ void conv1d_forward(float *out, const float *inp, const float *weight, const flo
          * [Lp/s, s*Cin] view, so each block of `stride` taps is one GEMM on a strided view. */
         for (int m = 0; m * stride < K; m++) {
             int bl = K - m * stride < stride ? K - m * stride : stride;
-            hafm_sgemm_omp(1, (int)Lout, Cout, bl * Cin, 1.0f, inp + (int64_t)m * stride * Cin, stride * Cin,
+            hafm_sgemm_omp(0, 1, (int)Lout, Cout, bl * Cin, 1.0f, inp + (int64_t)m * stride * Cin, stride * Cin,
                            weight + (int64_t)m * stride * Cin, K * Cin, beta, out, Cout);
             beta = 1.0f;
         }
         return;
     }
     for (int k = 0; k < K; k++) {   /* only reached for stride * Cin >= 64 without im2col */
-        hafm_sgemm_omp(1, (int)Lout, Cout, Cin, 1.0f, inp + (int64_t)k * dilation * Cin, stride * Cin,
+        hafm_sgemm_omp(0, 1, (int)Lout, Cout, Cin, 1.0f, inp + (int64_t)k * dilation * Cin, stride * Cin,
                        weight + (int64_t)k * Cin, K * Cin, beta, out, Cout);
         beta = 1.0f;
     }
@@ -233,7 +233,7 @@ void conv1d_accumulate_1x1(float *out, const float *inp, const float *weight, fl
         window_gemm(out, Cout, inp, Cin, scratch, weight, NULL, L, Cin, Cout, 1);
         return;
     }
-    hafm_sgemm_omp(1, (int)L, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
+    hafm_sgemm_omp(0, 1, (int)L, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
 }
 
 void conv_transpose1d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -249,7 +249,7 @@ void conv_transpose1d_forward(float *out, const float *inp, const float *weight,
         int bl = K - m * stride < stride ? K - m * stride : stride;
         int64_t j0 = m - hist > 0 ? m - hist : 0;
         if (j0 >= T) break;
-        hafm_sgemm_omp(0, (int)(T - j0), bl * Cout, Cin, 1.0f, inp + (hist + j0 - m) * Cin, Cin,
+        hafm_sgemm_omp(0, 0, (int)(T - j0), bl * Cout, Cin, 1.0f, inp + (hist + j0 - m) * Cin, Cin,
                        weight + (int64_t)m * stride * Cout, K * Cout, 1.0f, out + j0 * ldc, (int)ldc);
     }
 }

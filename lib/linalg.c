@@ -60,13 +60,13 @@ void hafm_blas_single_end(int saved)
     if (openblas_get_num_threads() != saved) openblas_set_num_threads(saved);
 }
 
-void hafm_sgemm_omp(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+void hafm_sgemm_omp(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc)
 {
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (threads <= 1 || openblas_get_num_threads() > 1 || (int64_t)M * N * K < (1 << 18) ||
         strcmp(hafm_backend_name(), "openblas") != 0) {
-        hafm_sgemm(0, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        hafm_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int split_n = N > M, len = split_n ? N : M;
@@ -78,11 +78,11 @@ void hafm_sgemm_omp(int trans_b, int M, int N, int K, float alpha, const float *
         int a = t ? (int)((int64_t)len * t / nt) & ~15 : 0;
         int b = t == nt - 1 ? len : (int)((int64_t)len * (t + 1) / nt) & ~15;
         if (b > a && split_n)
-            hafm_sgemm(0, trans_b, M, b - a, K, alpha, A, lda, trans_b ? B + (size_t)a * ldb : B + a, ldb, beta,
-                       C + a, ldc);
+            hafm_sgemm(trans_a, trans_b, M, b - a, K, alpha, A, lda, trans_b ? B + (size_t)a * ldb : B + a, ldb,
+                       beta, C + a, ldc);
         else if (b > a)
-            hafm_sgemm(0, trans_b, b - a, N, K, alpha, A + (size_t)a * lda, lda, B, ldb, beta, C + (size_t)a * ldc,
-                       ldc);
+            hafm_sgemm(trans_a, trans_b, b - a, N, K, alpha, trans_a ? A + a : A + (size_t)a * lda, lda, B, ldb, beta,
+                       C + (size_t)a * ldc, ldc);
     }
 }
 

@@ -86,7 +86,7 @@ void lstm_layer_forward(float *out, float *gates, float *h, float *c, const floa
     int G = 4 * H;
     for (int64_t t = 0; t < T; t++)
         for (int j = 0; j < G; j++) gates[t * G + j] = b_ih[j] + b_hh[j];
-    hafm_sgemm_omp(1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
+    hafm_sgemm_omp(0, 1, (int)T, G, In, 1.0f, inp, In, w_ih, In, 1.0f, gates, G);
 
     /* Each thread owns a block of hidden units: it computes their four gate rows (reading its
      * share of w_hh, which is the step's cost: 4H x H weights a frame) and updates their cell,

@@ -149,14 +149,14 @@ void hafm_linear_forward(float *out, const float *inp, const float *weight, cons
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof *out);
     }
-    hafm_sgemm(0, 1, N, OUT, IN, 1.0f, inp, IN, weight, IN, bias ? 1.0f : 0.0f, out, OUT);
+    hafm_sgemm_omp(0, 1, N, OUT, IN, 1.0f, inp, IN, weight, IN, bias ? 1.0f : 0.0f, out, OUT);
 }
 
 void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int IN, int OUT)
 {   /* dinp [N,IN] overwritten (if not NULL), dweight [OUT,IN] +=, dbias [OUT] += */
-    if (dinp) hafm_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
-    hafm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
+    if (dinp) hafm_sgemm_omp(0, 0, N, IN, OUT, 1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
+    hafm_sgemm_omp(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
     if (dbias) hafm_colsum_add(dbias, dout, OUT, NULL, 0, NULL, N, OUT);
 }
 
@@ -390,16 +390,19 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
         return;
     }
     /* Query rows in blocks, each against only the keys it can see: causal attention costs about
-     * half of the full square. */
-    float *S = hafm_aligned_alloc((size_t)ATT_BLOCK * Lk * sizeof(float));
+     * half of the full square. Heads in parallel, each thread with its own scores block and
+     * single-threaded products (the transformer's passes run BLAS on one thread). */
+    int nthr = omp_get_max_threads();
+    float *S_all = hafm_aligned_alloc((size_t)nthr * ATT_BLOCK * Lk * sizeof(float));
+#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
+        for (int h = 0; h < H; h++) {
+            float *S = S_all + (size_t)omp_get_thread_num() * ATT_BLOCK * Lk;
             for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                 int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = pos0 + t0 + M;
                 const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
                 const float *kb = k + b * k_bstride + h * hd, *vb = v + b * v_bstride + h * hd;
                 hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, S, N);
-#pragma omp parallel for schedule(static)
                 for (int t = 0; t < M; t++) {
                     float *s = S + (size_t)t * N;
                     int pi = pos0 + t0 + t;
@@ -417,7 +420,8 @@ void hafm_attention_forward(float *out, float *lse, const float *q, const float 
                 }
                 hafm_sgemm(0, 0, M, hd, N, 1.0f, S, N, vb, ld_v, 0.0f, out + ((size_t)b * T + t0) * d + h * hd, d);
             }
-    free(S);
+        }
+    free(S_all);
 }
 
 void hafm_attention_forward_bf16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int max_len,
@@ -459,18 +463,22 @@ void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, 
     float scale = 1.0f / sqrtf((float)hd);
     for (int n = 0; n < T; n++)
         if (buckets[n] + 1 > nb) nb = buckets[n] + 1;
-    float *P = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
-    float *dS = hafm_aligned_alloc((size_t)ATT_BLOCK * T * sizeof(float));
+    /* Heads in parallel (each (b, h) writes its own columns of dq, dk, dv), each thread with its
+     * own blocks; the relative-bias gradients of each (b, h) are summed in row order and added
+     * in (b, h) order, so the result does not depend on the thread count. */
     int nthr = omp_get_max_threads();
-    float *part = hafm_aligned_alloc((size_t)nthr * nb * sizeof(float));
+    float *P_all = hafm_aligned_alloc((size_t)nthr * 2 * ATT_BLOCK * T * sizeof(float));
+    float *part = hafm_xcalloc((size_t)B * H * nb, sizeof(float));
     memset(dk, 0, (size_t)B * T * d * sizeof(float));
     memset(dv, 0, (size_t)B * T * d * sizeof(float));
+#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
+            float *P = P_all + (size_t)omp_get_thread_num() * 2 * ATT_BLOCK * T, *dS = P + (size_t)ATT_BLOCK * T;
+            float *acc = part + ((size_t)b * H + h) * nb;
             const float *kb = k + (size_t)b * T * ld_k + h * hd, *vb = v + (size_t)b * T * ld_v + h * hd;
             const float *lb = lse + ((size_t)b * H + h) * T;
             float *dkb = dk + (size_t)b * T * d + h * hd, *dvb = dv + (size_t)b * T * d + h * hd;
-            memset(part, 0, (size_t)nthr * nb * sizeof(float));
             for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                 int M = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, N = t0 + M;
                 const float *qb = q + ((size_t)b * T + t0) * d + h * hd;
@@ -479,31 +487,26 @@ void hafm_attention_backward(float *dq, float *dk, float *dv, float *drel_bias, 
                  * [T,T] per head and layer would not fit for 10 s windows of stage 3. */
                 hafm_sgemm(0, 1, M, N, hd, scale, qb, d, kb, ld_k, 0.0f, P, N);
                 hafm_sgemm(0, 1, M, N, hd, 1.0f, dob, d, vb, ld_v, 0.0f, dS, N);
-#pragma omp parallel
-                {
-                    float *acc = part + (size_t)omp_get_thread_num() * nb;
-#pragma omp for schedule(static)
-                    for (int t = 0; t < M; t++) {
-                        int pi = t0 + t;
-                        float Dt = 0.0f;
-                        for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
-                        float *p = P + (size_t)t * N, *ds = dS + (size_t)t * N;
-                        for (int j = 0; j <= pi; j++) {
-                            p[j] = expf(p[j] + rel_bias[buckets[pi - j] * H + h] - lb[pi]);
-                            ds[j] = p[j] * (ds[j] - Dt);
-                            acc[buckets[pi - j]] += ds[j];
-                        }
-                        for (int j = pi + 1; j < N; j++) p[j] = ds[j] = 0.0f;
+                for (int t = 0; t < M; t++) {
+                    int pi = t0 + t;
+                    float Dt = 0.0f;
+                    for (int i = 0; i < hd; i++) Dt += dob[(size_t)t * d + i] * ob[(size_t)t * d + i];
+                    float *p = P + (size_t)t * N, *ds = dS + (size_t)t * N;
+                    for (int j = 0; j <= pi; j++) {
+                        p[j] = expf(p[j] + rel_bias[buckets[pi - j] * H + h] - lb[pi]);
+                        ds[j] = p[j] * (ds[j] - Dt);
+                        acc[buckets[pi - j]] += ds[j];
                     }
+                    for (int j = pi + 1; j < N; j++) p[j] = ds[j] = 0.0f;
                 }
                 hafm_sgemm(0, 0, M, hd, N, scale, dS, N, kb, ld_k, 0.0f, dq + ((size_t)b * T + t0) * d + h * hd, d);
                 hafm_sgemm(1, 0, N, hd, M, scale, dS, N, qb, d, 1.0f, dkb, d);
                 hafm_sgemm(1, 0, N, hd, M, 1.0f, P, N, dob, d, 1.0f, dvb, d);
             }
-            for (int th = 0; th < nthr; th++)
-                for (int i = 0; i < nb; i++) drel_bias[i * H + h] += part[(size_t)th * nb + i];
         }
-    free(P);
-    free(dS);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < nb; i++) drel_bias[i * H + h] += part[((size_t)b * H + h) * nb + i];
+    free(P_all);
     free(part);
 }

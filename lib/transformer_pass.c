@@ -109,7 +109,7 @@ void hafm_tf_acts_free(hafm_tf_acts *a)
     free(a);
 }
 
-float *hafm_tf_forward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens)
+static float *forward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens)
 {
     const hafm_tf_config *c = &m->cfg;
     const hafm_tf_layout *lay = a->lay;
@@ -146,7 +146,7 @@ float *hafm_tf_forward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *t
             const float *in = a->lnf + ((size_t)b * L + lay->target_start - 1 + q) * d;
             float *out = a->logits + ((size_t)b * nt + q) * V;
             for (int t = 0; t < Ft; t++) memcpy(out + (size_t)t * Q * V, m->w.head_b[q], (size_t)V * sizeof(float));
-            hafm_sgemm(0, 1, Ft, V, d, 1.0f, in, Q * d, m->w.head_w[q], d, 1.0f, out, Q * V);
+            hafm_sgemm_omp(0, 1, Ft, V, d, 1.0f, in, Q * d, m->w.head_w[q], d, 1.0f, out, Q * V);
         }
     return a->logits;
 }
@@ -190,7 +190,7 @@ double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, in
     return loss;
 }
 
-void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens, float *grads)
+static void backward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens, float *grads)
 {
     const hafm_tf_layout *lay = a->lay;
     int B = a->B, L = a->L, N = a->N, d = a->d, H = a->H, F = a->F, V = a->V, Q = a->Q;
@@ -217,8 +217,8 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
         for (int q = 0; q < Q; q++) {
             size_t row0 = (size_t)b * L + lay->target_start - 1 + q;
             const float *dl = a->dlogits + ((size_t)b * nt + q) * V;
-            hafm_sgemm(0, 0, Ft, d, V, 1.0f, dl, Q * V, m->w.head_w[q], d, 0.0f, a->dln + row0 * d, Q * d);
-            hafm_sgemm(1, 0, V, d, Ft, 1.0f, dl, Q * V, a->lnf + row0 * d, Q * d, 1.0f, g.head_w[q], d);
+            hafm_sgemm_omp(0, 0, Ft, d, V, 1.0f, dl, Q * V, m->w.head_w[q], d, 0.0f, a->dln + row0 * d, Q * d);
+            hafm_sgemm_omp(1, 0, V, d, Ft, 1.0f, dl, Q * V, a->lnf + row0 * d, Q * d, 1.0f, g.head_w[q], d);
             hafm_colsum_add(g.head_b[q], dl, Q * V, NULL, 0, NULL, Ft, V);
         }
     memset(a->dres, 0, Nd * sizeof(float));
@@ -435,8 +435,8 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
     k->len += 1;
 }
 
-int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
-                   const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
+static int decode_positions(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
+                            const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
 {
     const hafm_tf_config *c = &m->cfg;
     int B = k->B, d = c->d_model, H = c->n_head, F = c->d_ff, V = c->target.vocab;
@@ -505,4 +505,36 @@ int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *toke
         }
     }
     return 0;
+}
+
+/* ---- entry points: one thread pool per pass ------------------------------------------------------ */
+/* The passes' OpenMP loops and their products share one pool: BLAS runs single-threaded and the
+ * large products are sliced over the OpenMP threads (hafm_sgemm_omp), the attention heads run in
+ * parallel. With BLAS's own workers spinning beside the OpenMP loops, a sixth of a training
+ * step's CPU time went to the scheduler. */
+
+float *hafm_tf_forward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens)
+{
+    int blas = hafm_blas_single_begin();
+    float *logits = forward_pass(m, a, tokens);
+    hafm_blas_single_end(blas);
+    return logits;
+}
+
+void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens, float *grads)
+{
+    int blas = hafm_blas_single_begin();
+    backward_pass(m, a, tokens, grads);
+    hafm_blas_single_end(blas);
+}
+
+int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
+                   const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
+{
+    if (n == 1 && k->B <= 8)   /* one team step, no BLAS: nothing to switch */
+        return decode_positions(m, k, tokens, tables, segs, n, head, logits, use_bf16);
+    int blas = hafm_blas_single_begin();
+    int rc = decode_positions(m, k, tokens, tables, segs, n, head, logits, use_bf16);
+    hafm_blas_single_end(blas);
+    return rc;
 }

@@ -14,10 +14,10 @@
 void hafm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* The same product (A not transposed) split among the OpenMP threads, each running a
+/* The same product split among the OpenMP threads, each running a
  * single-threaded BLAS product on a slice of C's rows (or columns, when wider than tall), when
  * BLAS itself runs one thread (see hafm_blas_single_begin); otherwise plain hafm_sgemm. */
-void hafm_sgemm_omp(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+void hafm_sgemm_omp(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc);
 
 /* One thread pool for a model's run: BLAS goes single-threaded and the library's OpenMP loops
