@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_AVX2_FMA 1
+#endif
 
 /* dst[c] += sum over rows n (in order) of src[n * ld + c] * (scale ? scale[n] : 1) * (mul ? mul[n * ld_mul + c] : 1).
  * Threads own column ranges and walk the rows contiguously: weight-gradient reductions read
@@ -312,6 +316,80 @@ int hafm_rel_bucket(int n, int buckets, int max_distance)
 /* Query rows per block of the sgemm path. */
 #define ATT_BLOCK 64
 
+#ifdef HAVE_AVX2_FMA
+/* 8 bf16 -> 8 floats */
+static inline __m256 bf16x8(const uint16_t *p)
+{
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* s[j] = scale * q . k_j + bias(j) for j <= pi, keys bf16 rows of 64 (a head of d 512 / 8):
+ * eight keys at a time, their eight dot products reduced together. Returns the maximum. */
+static float scores_bf16_hd64(float *s, const float *q, const uint16_t *kb, int pi, float scale,
+                              const float *rel_bias, const int *buckets, int H, int h)
+{
+    __m256 q0 = _mm256_loadu_ps(q), q1 = _mm256_loadu_ps(q + 8), q2 = _mm256_loadu_ps(q + 16),
+           q3 = _mm256_loadu_ps(q + 24), q4 = _mm256_loadu_ps(q + 32), q5 = _mm256_loadu_ps(q + 40),
+           q6 = _mm256_loadu_ps(q + 48), q7 = _mm256_loadu_ps(q + 56);
+    float mx = -INFINITY;
+    int j = 0;
+    for (; j + 8 <= pi + 1; j += 8) {
+        __m256 acc[8];
+        for (int r = 0; r < 8; r++) {
+            const uint16_t *kj = kb + (size_t)(j + r) * 64;
+            __m256 a = _mm256_mul_ps(q0, bf16x8(kj));
+            a = _mm256_fmadd_ps(q1, bf16x8(kj + 8), a);
+            a = _mm256_fmadd_ps(q2, bf16x8(kj + 16), a);
+            a = _mm256_fmadd_ps(q3, bf16x8(kj + 24), a);
+            a = _mm256_fmadd_ps(q4, bf16x8(kj + 32), a);
+            a = _mm256_fmadd_ps(q5, bf16x8(kj + 40), a);
+            a = _mm256_fmadd_ps(q6, bf16x8(kj + 48), a);
+            acc[r] = _mm256_fmadd_ps(q7, bf16x8(kj + 56), a);
+        }
+        /* transpose-and-add: lane r of the result is the sum of acc[r] */
+        __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+        __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+        __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+        __m256 lo = _mm256_permute2f128_ps(u0, u1, 0x20), hi = _mm256_permute2f128_ps(u0, u1, 0x31);
+        __m256 dots = _mm256_add_ps(lo, hi);
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(dots, _mm256_set1_ps(scale)));
+        for (int r = 0; r < 8; r++) {
+            s[j + r] += rel_bias[buckets[pi - j - r] * H + h];
+            if (s[j + r] > mx) mx = s[j + r];
+        }
+    }
+    for (; j <= pi; j++) {
+        const uint16_t *kj = kb + (size_t)j * 64;
+        float a = 0.0f;
+        for (int i = 0; i < 64; i++) a += q[i] * bf16f(kj[i]);
+        s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
+        if (s[j] > mx) mx = s[j];
+    }
+    return mx;
+}
+
+/* o[64] = sum_j p[j] * v_j, values bf16 rows of 64, the output in registers throughout */
+static void weighted_values_bf16_hd64(float *o, const float *p, const uint16_t *vb, int n)
+{
+    __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+    for (int j = 0; j < n; j++) {
+        const uint16_t *vj = vb + (size_t)j * 64;
+        __m256 w = _mm256_set1_ps(p[j]);
+        o0 = _mm256_fmadd_ps(w, bf16x8(vj), o0);
+        o1 = _mm256_fmadd_ps(w, bf16x8(vj + 8), o1);
+        o2 = _mm256_fmadd_ps(w, bf16x8(vj + 16), o2);
+        o3 = _mm256_fmadd_ps(w, bf16x8(vj + 24), o3);
+        o4 = _mm256_fmadd_ps(w, bf16x8(vj + 32), o4);
+        o5 = _mm256_fmadd_ps(w, bf16x8(vj + 40), o5);
+        o6 = _mm256_fmadd_ps(w, bf16x8(vj + 48), o6);
+        o7 = _mm256_fmadd_ps(w, bf16x8(vj + 56), o7);
+    }
+    _mm256_storeu_ps(o, o0); _mm256_storeu_ps(o + 8, o1); _mm256_storeu_ps(o + 16, o2); _mm256_storeu_ps(o + 24, o3);
+    _mm256_storeu_ps(o + 32, o4); _mm256_storeu_ps(o + 40, o5); _mm256_storeu_ps(o + 48, o6); _mm256_storeu_ps(o + 56, o7);
+}
+#endif
+
 /* The direct path for a few query rows: part `part` of `parts` of the (b, h, t) rows. Keys and
  * values either fp32 (k, v with row strides ld_k, ld_v and batch strides) or bf16 head-major
  * (kh, vh [B, H, max_len, hd]). */
@@ -331,6 +409,19 @@ void hafm_attention_decode_part(float *out, float *lse, const float *q, const fl
         int pi = pos0 + t;
         float mx = -INFINITY;
         float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
+#ifdef HAVE_AVX2_FMA
+        if (kh && hd == 64) {
+            const uint16_t *kb = kh + ((size_t)b * H + h) * max_len * hd;
+            mx = scores_bf16_hd64(s, qi, kb, pi, scale, rel_bias, buckets, H, h);
+            float sum = 0.0f;
+            for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= pi; j++) s[j] *= inv;
+            weighted_values_bf16_hd64(o, s, vh + ((size_t)b * H + h) * max_len * hd, pi + 1);
+            if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+            continue;
+        }
+#endif
         if (kh) {
             const uint16_t *kb = kh + ((size_t)b * H + h) * max_len * hd;
             for (int j = 0; j <= pi; j++) {

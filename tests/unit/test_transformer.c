@@ -302,6 +302,46 @@ static void test_fd_attention(void **state)
     check_attention(1, 70, 4, 2, 8, 32, 4);  /* two query blocks: keys of the first block reused */
 }
 
+/* The bf16-cache decode path (head size 64 takes the AVX2 kernel: eight keys a time, the output in
+ * registers; the tail of fewer than eight keys the plain loop) equals the fp32 path over the same
+ * keys and values rounded to bf16. */
+static void test_attention_bf16kv_decode(void **state)
+{
+    (void)state;
+    const int B = 2, H = 2, hd = 64, d = H * hd, NB = 32, maxd = 128, max_len = 40;
+    for (int Lk = 1; Lk <= 37; Lk += 6) {   /* 1, 7, 13 ... 37 keys: tails of every length */
+        hafm_rand r;
+        hafm_rand_seed(&r, (uint64_t)Lk);
+        int *bk = malloc((size_t)max_len * sizeof *bk);
+        for (int n = 0; n < max_len; n++) bk[n] = hafm_rel_bucket(n, NB, maxd);
+        float *q = malloc((size_t)B * d * 4), *kf = malloc((size_t)B * Lk * d * 4), *vf = malloc((size_t)B * Lk * d * 4);
+        float *rb = malloc((size_t)NB * H * 4), *o16 = malloc((size_t)B * d * 4), *o32 = malloc((size_t)B * d * 4);
+        uint16_t *kh = calloc((size_t)B * H * max_len * hd, 2), *vh = calloc((size_t)B * H * max_len * hd, 2);
+        fill(q, (size_t)B * d, 1.0f, &r);
+        fill(kf, (size_t)B * Lk * d, 1.0f, &r);
+        fill(vf, (size_t)B * Lk * d, 1.0f, &r);
+        fill(rb, (size_t)NB * H, 0.5f, &r);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < Lk; j++)
+                for (int h = 0; h < H; h++)
+                    for (int i = 0; i < hd; i++) {
+                        size_t src = ((size_t)b * Lk + j) * d + h * hd + i, dst = (((size_t)b * H + h) * max_len + j) * hd + i;
+                        kh[dst] = hafm_f32_to_bf16(kf[src]);
+                        vh[dst] = hafm_f32_to_bf16(vf[src]);
+                        union { uint32_t u; float f; } kk = { .u = (uint32_t)kh[dst] << 16 }, vv = { .u = (uint32_t)vh[dst] << 16 };
+                        kf[src] = kk.f;
+                        vf[src] = vv.f;
+                    }
+        hafm_attention_forward_bf16kv(o16, q, kh, vh, max_len, rb, bk, B, 1, Lk - 1, d, H);
+        hafm_attention_forward(o32, NULL, q, kf, vf, d, d, (int64_t)Lk * d, (int64_t)Lk * d, rb, bk, B, 1, Lk - 1, d, H);
+        double md = 0.0;
+        for (int i = 0; i < B * d; i++) md = fmax(md, fabs(o16[i] - o32[i]));
+        printf("# bf16-cache decode vs fp32 path, %2d keys: max_diff=%.3g\n", Lk, md);
+        assert_true(md < 1e-5);
+        free(q); free(kf); free(vf); free(rb); free(o16); free(o32); free(kh); free(vh); free(bk);
+    }
+}
+
 /* ---- the whole model: finite differences on sampled parameters of every tensor --------------------- */
 static hafm_tf_model *tiny_model(int stage, uint64_t seed)
 {
@@ -541,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_fd_rmsnorm_qknorm),
         cmocka_unit_test(test_fd_geglu_linear),
         cmocka_unit_test(test_fd_attention),
+        cmocka_unit_test(test_attention_bf16kv_decode),
         cmocka_unit_test(test_fd_whole_model),
         cmocka_unit_test(test_kv_cache),
         cmocka_unit_test(test_gemv),
