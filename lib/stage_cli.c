@@ -152,8 +152,21 @@ int hafm_stage_cli(int argc, char **argv, int stage)
     hafm_event ev;
     int rc;
     char key[HAFM_MAX_KEY + 1] = "";
+    /* the original audio length travels on: the generated track ends with the source_samples
+     * of the first conditioning track that carries them, so the decoder can trim to it */
+    int64_t src_samples = -1;
+    double src_rate = 0.0;
     while ((rc = hafm_reader_next(r, &ev)) > 0) {
-        if (ev.type == HAFM_EV_ITEM) snprintf(key, sizeof key, "%s", ev.key);
+        if (ev.type == HAFM_EV_ITEM) {
+            snprintf(key, sizeof key, "%s", ev.key);
+            src_samples = -1;
+        }
+        if (ev.type == HAFM_EV_END && src_samples < 0 && ev.track->source_samples >= 0)
+            for (int i = 0; i < c->n_cond; i++)
+                if (strcmp(ev.track->name, n_cond_names ? cond_names[i] : c->cond[i].name) == 0) {
+                    src_samples = ev.track->source_samples;
+                    src_rate = ev.track->source_rate;
+                }
         if (ev.type == HAFM_EV_TRACK && strcmp(ev.track->name, out_name) == 0)
             hafm_die("item '%s': the input already has a track '%s' (choose another with -o)", key, out_name);
         if (hafm_stage_collector_event(col, &ev) < 0) hafm_die("item '%s': %s", key, hafm_last_error());
@@ -181,7 +194,7 @@ int hafm_stage_cli(int argc, char **argv, int stage)
                 hafm_track_param_int(&t, "seed", (int64_t)(go.seed + (uint64_t)item_index - 1)) < 0 ||
                 hafm_track_attr_int(&t, "codebook_offset", c->target.codebook_offset) < 0 ||
                 hafm_track_attr_str(&t, "role", "accompaniment") < 0 || hafm_write_track(w, &t) < 0 ||
-                hafm_write_data_i32(w, t.id, tok, frames) < 0 || hafm_write_end(w, t.id, -1, 0.0) < 0)
+                hafm_write_data_i32(w, t.id, tok, frames) < 0 || hafm_write_end(w, t.id, src_samples, src_rate) < 0)
                 hafm_die_last();
             hafm_track_free(&t);
             free(tok);

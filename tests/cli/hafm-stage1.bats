@@ -43,6 +43,20 @@ teardown() { rm -rf "$T"; }
     "$HAFM_BIN/hafm-dump" < "$T/out.hafm" | grep '"name":"accomp.semantic"' | grep -q '"cfg_scale":3'
 }
 
+@test "the generated track ends with the source length of the conditioning track" {
+    # hubert-tok writes the vocal's length in samples into the end of vocal.semantic; the stage
+    # carries it on so encodec-dec can trim the accompaniment to the vocal's length
+    "$HAFM_BIN/hafm-dump" -f "$T/in.hafm" |
+        sed 's/{"type":"end","track":0,"frames":101}/{"type":"end","track":0,"frames":101,"source_samples":32300,"source_rate":16000}/' |
+        "$HAFM_BIN/hafm-from-json" > "$T/src.hafm"
+    "$HAFM_BIN/hafm-dump" "$T/src.hafm" | grep -q '"source_samples":32300'
+    "$HAFM_BIN/hafm-stage1" -m "$M" "$T/src.hafm" > "$T/out.hafm"
+    id=$("$HAFM_BIN/hafm-dump" "$T/out.hafm" | grep '"name":"accomp.semantic"' | head -1 | sed 's/.*"id":\([0-9]*\).*/\1/')
+    [ "$("$HAFM_BIN/hafm-dump" "$T/out.hafm" | grep -c "{\"type\":\"end\",\"track\":$id,\"frames\":101,\"source_samples\":32300,\"source_rate\":16000}")" -eq 2 ]
+    # without it in the input, none in the output
+    [ "$("$HAFM_BIN/hafm-stage1" -m "$M" "$T/in.hafm" | "$HAFM_BIN/hafm-dump" | grep -c source_samples)" -eq 0 ]
+}
+
 @test "same seed, same tokens; another seed, other tokens; greedy ignores the seed" {
     "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/a.hafm"
     "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/b.hafm"
