@@ -26,6 +26,18 @@ static void matvec_add(float *g, const float *W, const float *h, int rows, int n
 {
     int r = 0;
 #if defined(__AVX2__) && defined(__FMA__)
+    /* eight rows at a time: eight independent FMA chains hide the FMA latency */
+    if (n % 8 == 0)
+        for (; r + 8 <= rows; r += 8) {
+            const float *w0 = W + (size_t)r * n;
+            __m256 a[8];
+            for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+            for (int j = 0; j < n; j += 8) {
+                __m256 x = _mm256_loadu_ps(h + j);
+                for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + (size_t)k * n + j), x, a[k]);
+            }
+            for (int k = 0; k < 8; k++) g[r + k] += hsum8(a[k]);
+        }
     if (n % 8 == 0)
         for (; r + 4 <= rows; r += 4) {
             const float *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
