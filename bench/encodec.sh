@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EnCodec 24 kHz (full-size model), 10.0 s of audio, $HAFM_THREADS threads (2 by bench/run):
-# encode at 6 kbps and decode, best of 3, against PyTorch 1.13 running the same architecture.
+# encode at 6 kbps and decode, best of 10 (run-to-run spread is +-15% here), against PyTorch 1.13 running the same architecture.
 # Baselines: 0.62 s encode / 0.72 s decode, measured by the project with Debian's python3-torch
 # on this machine (reference code, oneDNN convolutions, 2 threads); bench/encodec_torch.py
 # re-measures a faithful PyTorch model now, under the same load (ENCODEC_BENCH_TORCH=0 skips).
@@ -13,7 +13,7 @@ if [ ! -f "$model" ]; then
     exit 0
 fi
 th=${HAFM_THREADS:-2}
-out=$("$benchbin/encodec_bench" "$model" 10 3 6) || exit 1
+out=$("$benchbin/encodec_bench" "$model" 10 10 6) || exit 1
 enc_s=$(awk '/^encode/ {print $2}' <<< "$out"); enc_gf=$(awk '/^encode/ {print $4}' <<< "$out")
 dec_s=$(awk '/^decode/ {print $2}' <<< "$out"); dec_gf=$(awk '/^decode/ {print $4}' <<< "$out")
 torch_enc= torch_dec=
