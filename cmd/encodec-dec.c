@@ -15,7 +15,8 @@ static void usage(FILE *fp)
             "the model's rate, trimmed to the encoder's input length when the stream records it.\n"
             "Codebooks may be split over several tracks joined by their codebook_offset attribute;\n"
             "without -i the track 'codes' is read, else the pair 'accomp.coarse' + 'accomp.fine'.\n"
-            "  -m, --model FILE      EnCodec weights (safetensors)           [$HAFM_ENCODEC_MODEL]\n"
+            "  -m, --model FILE      EnCodec weights (safetensors)  [$HAFM_ENCODEC_MODEL, else\n"
+            "                        models/codec.safetensors beside the executable]\n"
             "  -i, --input-tracks LIST  comma-separated tokens tracks     [codes | accomp.coarse,accomp.fine]\n"
             "  -o, --output FILE     WAV (or .flac) output; '%%k' is replaced by the item key, needed\n"
             "                        when the stream holds several items       [stdout]\n"
@@ -305,8 +306,10 @@ int main(int argc, char **argv)
     }
     if (argc - optind > 1) hafm_usage_error("one input at most, got %d", argc - optind);
     if (track_list && !*track_list) hafm_usage_error("-i: expected track names");
-    if (!model_path) model_path = getenv("HAFM_ENCODEC_MODEL");
-    if (!model_path || !*model_path) hafm_usage_error("no model: give -m FILE or set HAFM_ENCODEC_MODEL");
+    model_path = hafm_find_model(model_path, "HAFM_ENCODEC_MODEL", "codec.safetensors");
+    if (!model_path)
+        hafm_usage_error("no model: give -m FILE or set HAFM_ENCODEC_MODEL (models/codec.safetensors not found "
+                         "beside the executable)");
     const char *in_path = optind < argc ? argv[optind] : "-";
 
     hafm_encodec *m = hafm_encodec_load(model_path);

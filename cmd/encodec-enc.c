@@ -13,7 +13,8 @@ static void usage(FILE *fp)
             "Encodes audio into EnCodec codes: a tokens track (one row of codebooks per frame).\n"
             "INPUT is an audio file (WAV, FLAC, ...) or a hafm stream with an audio track; '-' or\n"
             "nothing reads stdin. Audio is mixed to mono and resampled to the model's rate.\n"
-            "  -m, --model FILE      EnCodec weights (safetensors)           [$HAFM_ENCODEC_MODEL]\n"
+            "  -m, --model FILE      EnCodec weights (safetensors)  [$HAFM_ENCODEC_MODEL, else\n"
+            "                        models/codec.safetensors beside the executable]\n"
             "  -b, --bandwidth K     kbps, one of the model's target bandwidths\n"
             "                        (24 kHz model: 1.5, 3, 6, 12, 24)       [6]\n"
             "  -i, --input-track NAME  audio track read from a stream input   [audio]\n"
@@ -251,8 +252,10 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind > 1) hafm_usage_error("one input at most, got %d", argc - optind);
-    if (!model_path) model_path = getenv("HAFM_ENCODEC_MODEL");
-    if (!model_path || !*model_path) hafm_usage_error("no model: give -m FILE or set HAFM_ENCODEC_MODEL");
+    model_path = hafm_find_model(model_path, "HAFM_ENCODEC_MODEL", "codec.safetensors");
+    if (!model_path)
+        hafm_usage_error("no model: give -m FILE or set HAFM_ENCODEC_MODEL (models/codec.safetensors not found "
+                         "beside the executable)");
     const char *in_path = optind < argc ? argv[optind] : "-";
 
     hafm_encodec *m = hafm_encodec_load(model_path);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <malloc.h>
 #include <math.h>
@@ -513,6 +514,25 @@ void hafm_set_threads(int n)
 }
 
 int hafm_get_threads(void) { return thread_count; }
+
+char *hafm_find_model(const char *opt, const char *env, const char *file)
+{
+    if (opt) return hafm_xstrdup(opt);
+    const char *e = env ? getenv(env) : NULL;
+    if (e && *e) return hafm_xstrdup(e);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    const char *dir = dirname(exe);   /* may write into exe: taken once */
+    const char *rel[] = { "../share/hafm/models", "../models" };
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s/%s", dir, rel[i], file);
+        if (access(path, R_OK) == 0) return hafm_xstrdup(path);
+    }
+    return NULL;
+}
 
 void hafm_keep_freed_memory(void)
 {

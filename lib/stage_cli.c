@@ -44,25 +44,14 @@ static void usage(FILE *fp, int stage)
  * beside the executable (installed tree, source tree). */
 static char *find_model(const char *opt, int stage)
 {
-    if (opt) return hafm_xstrdup(opt);
-    char env[32];
+    char env[32], file[32];
     snprintf(env, sizeof env, "HAFM_STAGE%d_MODEL", stage);
-    const char *e = getenv(env);
-    if (e && *e) return hafm_xstrdup(e);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        const char *rel[] = { "../share/hafm/models", "../models" };
-        for (int i = 0; i < 2; i++) {
-            char path[PATH_MAX + 64];
-            snprintf(path, sizeof path, "%s/%s/stage%d.safetensors", dirname(exe), rel[i], stage);
-            exe[n] = 0;
-            if (access(path, R_OK) == 0) return hafm_xstrdup(path);
-        }
-    }
-    hafm_die("no stage %d model: give -m FILE or set %s (models/stage%d.safetensors not found beside the executable)",
-             stage, env, stage);
+    snprintf(file, sizeof file, "stage%d.safetensors", stage);
+    char *path = hafm_find_model(opt, env, file);
+    if (!path)
+        hafm_die("no stage %d model: give -m FILE or set %s (models/%s not found beside the executable)", stage, env,
+                 file);
+    return path;
 }
 
 typedef struct { const char *key; int64_t last; double t0; } progress_ctx;

@@ -105,6 +105,11 @@ int hafm_close_stdout(void);
 void hafm_set_threads(int n);
 int  hafm_get_threads(void);
 
+/* A model file: opt if given, else $env if set and non-empty, else `file` in the shipped models
+ * beside the executable (../share/hafm/models/ for an installed tool, ../models/ in the source
+ * tree). Returns a copy to free, or NULL when there is none. */
+char *hafm_find_model(const char *opt, const char *env, const char *file);
+
 /* For training loops, which allocate and free the same large buffers every step: keep freed
  * memory in the process instead of returning it to the kernel each time, which cost page
  * faults and TLB shootdowns across threads (encodec-train's adversarial step: 7.0 s -> 3.0 s). */

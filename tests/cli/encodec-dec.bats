@@ -30,6 +30,19 @@ setup() {
     [ "$status" -eq 2 ]
 }
 
+@test "encodec-dec and encodec-enc: without -m or HAFM_ENCODEC_MODEL, the codec shipped in models/" {
+    mkdir -p "$T/tree/bin" "$T/tree/models"
+    cp "$ENC" "$DEC" "$T/tree/bin/"
+    HAFM_ENCODEC_MODEL= run "$T/tree/bin/encodec-enc" "$G/inputs/synth_1s.f32"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"models/codec.safetensors not found"* ]]
+    cp "$M" "$T/tree/models/codec.safetensors"
+    sox -n -r 24000 -c 1 -b 16 "$T/in.wav" synth 0.5 sine 440 2> /dev/null
+    HAFM_ENCODEC_MODEL= "$T/tree/bin/encodec-enc" "$T/in.wav" | HAFM_ENCODEC_MODEL= "$T/tree/bin/encodec-dec" -o "$T/a.wav"
+    "$ENC" -m "$M" "$T/in.wav" | "$DEC" -m "$M" -o "$T/b.wav"
+    cmp "$T/a.wav" "$T/b.wav"
+}
+
 @test "encodec-dec: audio from the codes equals the golden decoded audio, trimmed to the source" {
     for input in synth_1s synth_odd12345 synth_short1000; do
         $ENC "$G/inputs/$input.f32" 2>/dev/null && false

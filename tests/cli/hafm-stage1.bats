@@ -57,6 +57,19 @@ teardown() { rm -rf "$T"; }
     [ "$("$HAFM_BIN/hafm-stage1" -m "$M" "$T/in.hafm" | "$HAFM_BIN/hafm-dump" | grep -c source_samples)" -eq 0 ]
 }
 
+@test "without -m or HAFM_STAGE1_MODEL, the model shipped in models/ beside the executable" {
+    mkdir -p "$T/tree/bin" "$T/tree/models"
+    cp "$HAFM_BIN/hafm-stage1" "$T/tree/bin/"
+    HAFM_STAGE1_MODEL= run "$T/tree/bin/hafm-stage1" "$T/in.hafm"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"models/stage1.safetensors not found"* ]]
+    cp "$M" "$T/tree/models/stage1.safetensors"
+    HAFM_STAGE1_MODEL= "$T/tree/bin/hafm-stage1" "$T/in.hafm" > "$T/a.hafm"
+    "$HAFM_BIN/hafm-stage1" -m "$M" "$T/in.hafm" > "$T/b.hafm"
+    # the same tokens (the model parameter names the file it came from)
+    [ "$("$HAFM_BIN/hafm-dump" -f "$T/a.hafm" | grep -v '"type":"track"')" = "$("$HAFM_BIN/hafm-dump" -f "$T/b.hafm" | grep -v '"type":"track"')" ]
+}
+
 @test "same seed, same tokens; another seed, other tokens; greedy ignores the seed" {
     "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/a.hafm"
     "$HAFM_BIN/hafm-stage1" -m "$M" -S 7 "$T/in.hafm" > "$T/b.hafm"
