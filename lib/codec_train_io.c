@@ -112,7 +112,10 @@ static int config_from_hf(ct_config *c, const char *json)
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, ints[i].key);
         if (!it) continue;
-        if (!cJSON_IsNumber(it)) { hafm_error("config: '%s' must be a number", ints[i].key); goto out; }
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e6) {
+            hafm_error("config: '%s' must be an integer of at most 1e6", ints[i].key);
+            goto out;
+        }
         *(int *)((char *)c + ints[i].off) = (int)it->valuedouble;
     }
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "upsampling_ratios");
@@ -122,7 +125,14 @@ static int config_from_hf(ct_config *c, const char *json)
             goto out;
         }
         c->n_ratios = cJSON_GetArraySize(r);
-        for (int i = 0; i < c->n_ratios; i++) c->ratios[i] = (int)cJSON_GetArrayItem(r, i)->valuedouble;
+        for (int i = 0; i < c->n_ratios; i++) {
+            const cJSON *e = cJSON_GetArrayItem(r, i);
+            if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 1 || e->valuedouble > 64) {
+                hafm_error("config: 'upsampling_ratios' must hold integers from 1 to 64");
+                goto out;
+            }
+            c->ratios[i] = (int)e->valuedouble;
+        }
     }
     const cJSON *bw = cJSON_GetObjectItemCaseSensitive(o, "target_bandwidths");
     if (bw) {
@@ -131,7 +141,11 @@ static int config_from_hf(ct_config *c, const char *json)
             goto out;
         }
         c->n_bw = cJSON_GetArraySize(bw);
-        for (int i = 0; i < c->n_bw; i++) c->target_bandwidths[i] = cJSON_GetArrayItem(bw, i)->valuedouble;
+        for (int i = 0; i < c->n_bw; i++) {
+            const cJSON *e = cJSON_GetArrayItem(bw, i);
+            if (!cJSON_IsNumber(e)) { hafm_error("config: 'target_bandwidths' must hold numbers"); goto out; }
+            c->target_bandwidths[i] = e->valuedouble;
+        }
     }
     const cJSON *shortcut = cJSON_GetObjectItemCaseSensitive(o, "use_conv_shortcut");
     const cJSON *causal = cJSON_GetObjectItemCaseSensitive(o, "use_causal_conv");

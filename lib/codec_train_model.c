@@ -141,8 +141,8 @@ static int json_int(const cJSON *o, const char *key, int *out, int required)
         if (required) { hafm_error("config: missing key '%s'", key); return -1; }
         return 0;
     }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
-        hafm_error("config: '%s' must be an integer", key);
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e6) {
+        hafm_error("config: '%s' must be an integer of at most 1e6", key);
         return -1;
     }
     *out = (int)it->valuedouble;
@@ -172,7 +172,10 @@ int ct_config_from_json(ct_config *c, const char *json)
     c->n_ratios = cJSON_GetArraySize(r);
     for (int i = 0; i < c->n_ratios; i++) {
         const cJSON *e = cJSON_GetArrayItem(r, i);
-        if (!cJSON_IsNumber(e)) { hafm_error("config: 'ratios' must hold integers"); goto out; }
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 1 || e->valuedouble > 64) {
+            hafm_error("config: 'ratios' must hold integers from 1 to 64");
+            goto out;
+        }
         c->ratios[i] = (int)e->valuedouble;
     }
     const cJSON *bw = cJSON_GetObjectItemCaseSensitive(o, "target_bandwidths");

@@ -507,11 +507,14 @@ int hafm_json_packer_line(hafm_json_packer *p, const char *line, size_t len)
             hafm_dtype t = hafm_dtype_from_name(dt->valuestring);
             /* the element types of streams only: safetensors' i64 and bool are not among them */
             p->ids[i].dtype = t == HAFM_DT_I64 || t == HAFM_DT_BOOL ? HAFM_DT_INVALID : t;
-            p->ids[i].elems = 1;
+            /* a frame larger than any stream may carry leaves the id unknown, so its data is refused */
+            const double max_frame_elems = 1u << 30;
+            double elems = 1;
             if (cJSON_IsArray(shape))
                 for (const cJSON *c = shape->child; c; c = c->next)
-                    if (cJSON_IsNumber(c) && c->valuedouble >= 1) p->ids[i].elems *= (size_t)c->valuedouble;
-            if (!p->ids[i].dtype) p->ids[i].used = 0;
+                    if (cJSON_IsNumber(c) && c->valuedouble >= 1) elems *= c->valuedouble;
+            p->ids[i].elems = elems <= max_frame_elems ? (size_t)elems : 0;
+            if (!p->ids[i].dtype || !p->ids[i].elems) p->ids[i].used = 0;
         }
     }
     const cJSON *payload = !strcmp(ts, "data") ? cJSON_GetObjectItemCaseSensitive(j, "payload") : NULL;

@@ -112,6 +112,28 @@ static void test_json_generic(void **state)
 }
 
 /* The JSON packer writes what the writer writes, given hafm-dump --full's lines. */
+/* a fuzzer found a track whose shape multiplies past size_t: its data must be refused, not packed */
+static void test_json_packer_huge_shape(void **state)
+{
+    (void)state;
+    membuf b;
+    hafm_json_packer *p = hafm_json_packer_open(mem_open(&b));
+    const char *lines[] = {
+        "{\"type\":\"header\",\"format\":\"hafm-stream\",\"version\":1}",
+        "{\"type\":\"item\",\"key\":\"k\"}",
+        "{\"type\":\"track\",\"id\":1,\"name\":\"h\",\"kind\":\"features\",\"dtype\":\"f32\","
+        "\"shape\":[7.8e45,3],\"rate\":75}",
+        "{\"type\":\"data\",\"track\":1,\"frames\":1,\"payload\":[1,2,3]}",
+    };
+    for (int i = 0; i < 3; i++) assert_int_equal(hafm_json_packer_line(p, lines[i], strlen(lines[i])), 1);
+    assert_int_equal(hafm_json_packer_line(p, lines[3], strlen(lines[3])), -1);
+    assert_string_equal(hafm_last_error(),
+                        "line 4: data message: 'track' is not the id of a track declared earlier in the item");
+    hafm_json_packer_free(p);
+    mem_close(&b);
+    free(b.buf);
+}
+
 static void test_json_packer_roundtrip(void **state)
 {
     (void)state;
@@ -288,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_json_generic),
         cmocka_unit_test(test_json_packer_roundtrip),
+        cmocka_unit_test(test_json_packer_huge_shape),
         cmocka_unit_test(test_cmp_lockstep),
         cmocka_unit_test(test_tracks_filter),
     };
