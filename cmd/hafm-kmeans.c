@@ -50,7 +50,27 @@ typedef struct {
     const char *name;
     int dim;             /* 0 until the first track */
     int64_t items;
+    /* the producer's features kind and normalisation (hubert-tok's params), kept in the centroid
+     * file so that hubert-tok computes the same features from it */
+    char features[16], cmvn[16];
 } feature_source;
+
+static const char *producer_param(const hafm_track *t, const char *key)
+{
+    for (int i = 0; i < t->nparams; i++)
+        if (!strcmp(t->params[i].key, key) && t->params[i].type == HAFM_VAL_STR) return t->params[i].s;
+    return "";
+}
+
+/* Every item's features must come from the same kind of features. */
+static void check_provenance(feature_source *src, const hafm_track *t, const char *key, char *seen, size_t size,
+                             const char *item)
+{
+    const char *v = producer_param(t, key);
+    if (src->dim == 0) snprintf(seen, size, "%s", v);
+    else if (strcmp(seen, v))
+        hafm_die("track '%s' of item '%s': %s '%s', earlier items had '%s'", t->name, item, key, v, seen);
+}
 
 static void read_features(feature_source *src, const char *path, frames_fn fn, void *ctx)
 {
@@ -74,6 +94,8 @@ static void read_features(feature_source *src, const char *path, frames_fn fn, v
                 hafm_die("track '%s' of item '%s': dimension %lld, earlier items had %d", t->name,
                          hafm_reader_item_key(r), (long long)t->shape[0], src->dim);
             if (t->shape[0] > (1 << 20)) hafm_die("track '%s': dimension %lld is too large", t->name, (long long)t->shape[0]);
+            check_provenance(src, t, "features", src->features, sizeof src->features, hafm_reader_item_key(r));
+            check_provenance(src, t, "cmvn", src->cmvn, sizeof src->cmvn, hafm_reader_item_key(r));
             src->dim = (int)t->shape[0];
             found = 1;
             src->items++;
@@ -194,7 +216,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *output = NULL;
-    feature_source src = {"vocal.features", 0, 0};
+    feature_source src = {.name = "vocal.features"};
     int k = 500, max_iter = 300, n_init = 1, epochs = 20, c;
     int64_t batch = 0, init_size = 0;
     double tol = 1e-4;
@@ -275,6 +297,8 @@ int main(int argc, char **argv)
         src.items = items;
         inertia = sc.inertia;
     }
+    memcpy(cb.features, src.features, sizeof cb.features);
+    memcpy(cb.cmvn, src.cmvn, sizeof cb.cmvn);
     if (hafm_codebook_save(&cb, output) < 0) hafm_die_last();
     fprintf(stderr, "%s: %lld frames of %d dimensions from %lld items: %d centroids, inertia %.6g\n", hafm_progname,
             (long long)total, src.dim, (long long)src.items, k, inertia);

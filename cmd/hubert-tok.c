@@ -17,11 +17,13 @@ static void usage(FILE *fp)
             "every item is tokenized and everything else passes through unchanged.\n"
             "  -m, --model FILE        HuBERT weights (HF safetensors)        [$HAFM_HUBERT_MODEL]\n"
             "  -c, --centroids FILE    k-means codebook: safetensors 'cluster_centers' [K,D] or .npy\n"
-            "                          (required unless --emit-features)\n"
+            "                          [$HAFM_CENTROIDS, else the shipped models/centroids.safetensors;\n"
+            "                          none with --emit-features alone]\n"
             "  -l, --layer L           HuBERT layer, HF hidden_states[L], 0..layers        [9]\n"
             "  -F, --features KIND     hubert, or the weight-free mfcc (39-d MFCC+deltas) or\n"
-            "                          logmel (80-d)                                        [hubert]\n"
-            "      --cmvn MODE         mfcc/logmel normalisation: none, mean, meanvar      [meanvar]\n"
+            "                          logmel (80-d)  [the codebook's, when it names them; else hubert]\n"
+            "      --cmvn MODE         mfcc/logmel normalisation: none, mean, meanvar\n"
+            "                                         [the codebook's, when it names it; else meanvar]\n"
             "  -n, --name NAME         tokens track name                      [vocal.semantic]\n"
             "  -a, --audio NAME        audio track to read from a stream input            [audio]\n"
             "  -e, --emit-features     also write the features as a features track\n"
@@ -134,7 +136,8 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    hafm_sem_opts o = {.features = HAFM_SEM_HUBERT, .layer = 9, .cmvn = HAFM_CMVN_MEANVAR, .tool = "hubert-tok"};
+    hafm_sem_opts o = {.features = HAFM_SEM_HUBERT, .layer = 9, .cmvn = HAFM_CMVN_MEANVAR, .tool = "hubert-tok",
+                       .features_from_centroids = 1, .cmvn_from_centroids = 1};
     o.model = getenv("HAFM_HUBERT_MODEL");
     if (o.model && !*o.model) o.model = NULL;
     job j = {NULL, "vocal.semantic", NULL, "audio"};
@@ -144,16 +147,18 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:c:l:F:n:a:eo:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': o.model = optarg; break;
+        case 'm': o.model = optarg; o.features_from_centroids = 0; break;
         case 'c': o.centroids = optarg; break;
         case 'l': o.layer = (int)hafm_opt_long("-l", optarg, 0, 1024); break;
         case 'F':
+            o.features_from_centroids = 0;
             if (!strcmp(optarg, "hubert")) o.features = HAFM_SEM_HUBERT;
             else if (!strcmp(optarg, "mfcc")) o.features = HAFM_SEM_MFCC;
             else if (!strcmp(optarg, "logmel")) o.features = HAFM_SEM_LOGMEL;
             else hafm_usage_error("--features: expected hubert, mfcc or logmel, got '%s'", optarg);
             break;
         case OPT_CMVN:
+            o.cmvn_from_centroids = 0;
             if (!strcmp(optarg, "none")) o.cmvn = HAFM_CMVN_NONE;
             else if (!strcmp(optarg, "mean")) o.cmvn = HAFM_CMVN_MEAN;
             else if (!strcmp(optarg, "meanvar")) o.cmvn = HAFM_CMVN_MEANVAR;
@@ -174,7 +179,13 @@ int main(int argc, char **argv)
         default: bad_option(c, argv);
         }
     }
-    if (!o.centroids && !emit) hafm_usage_error("give a codebook (-c FILE), or --emit-features for features only");
+    char *found_centroids = NULL;
+    if (!o.centroids && !emit) {
+        o.centroids = found_centroids = hafm_find_model(NULL, "HAFM_CENTROIDS", "centroids.safetensors");
+        if (!o.centroids)
+            hafm_usage_error("no codebook: give -c FILE or set HAFM_CENTROIDS (no shipped models/centroids.safetensors "
+                             "was found), or --emit-features for features only");
+    }
     if (emit) j.features_name = features_name;
     if (!o.centroids) j.tokens_name = NULL;
     if (emit && j.tokens_name && !strcmp(features_name, j.tokens_name))
@@ -194,5 +205,6 @@ int main(int argc, char **argv)
     if (hafm_writer_close(w) < 0) hafm_die_last();
     if (hafm_outfile_commit(out) < 0) hafm_die_last();
     hafm_sem_free(j.sem);
+    free(found_centroids);
     return 0;
 }

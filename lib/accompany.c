@@ -18,7 +18,6 @@ extern char **environ;
 void hafm_accompany_opts_default(hafm_accompany_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->features = "mfcc";
     o->cfg_scale = 3.0;
     o->temperature = 0.9;
     o->top_k = 250;
@@ -240,7 +239,7 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
         const char *out = w.path[s];
         if (s == 0) {
             arg(&a, "hubert-tok");
-            arg(&a, "-F"); arg(&a, o->features);
+            if (o->features) { arg(&a, "-F"); arg(&a, o->features); }
             if (o->hubert_model) { arg(&a, "-m"); arg(&a, o->hubert_model); }
             arg(&a, "-c"); arg(&a, model[0]);
         } else if (s <= 3) {

@@ -39,11 +39,67 @@ void hafm_sem_free(hafm_sem *s)
     free(s);
 }
 
-hafm_sem *hafm_sem_open(const hafm_sem_opts *o)
+static int parse_features(const char *name, hafm_sem_features *f)
+{
+    if (!strcmp(name, "hubert")) *f = HAFM_SEM_HUBERT;
+    else if (!strcmp(name, "mfcc")) *f = HAFM_SEM_MFCC;
+    else if (!strcmp(name, "logmel")) *f = HAFM_SEM_LOGMEL;
+    else return -1;
+    return 0;
+}
+
+static int parse_cmvn(const char *name, hafm_cmvn *c)
+{
+    if (!strcmp(name, "none")) *c = HAFM_CMVN_NONE;
+    else if (!strcmp(name, "mean")) *c = HAFM_CMVN_MEAN;
+    else if (!strcmp(name, "meanvar")) *c = HAFM_CMVN_MEANVAR;
+    else return -1;
+    return 0;
+}
+
+/* The codebook's recorded features and normalisation, adopted or checked against the options. */
+static int reconcile_with_centroids(hafm_sem_opts *o, const hafm_codebook *cb)
+{
+    hafm_sem_features f;
+    if (cb->features[0]) {
+        if (parse_features(cb->features, &f) < 0) {
+            hafm_error("%s: unknown features '%s' in its metadata", o->centroids, cb->features);
+            return -1;
+        }
+        if (o->features_from_centroids) o->features = f;
+        else if (f != o->features) {
+            hafm_error("%s: the centroids were fitted on %s features, not %s (drop -F, or give other centroids)",
+                       o->centroids, cb->features, features_name(o->features));
+            return -1;
+        }
+    }
+    hafm_cmvn c;
+    if (cb->cmvn[0] && o->features != HAFM_SEM_HUBERT) {
+        if (parse_cmvn(cb->cmvn, &c) < 0) {
+            hafm_error("%s: unknown cmvn '%s' in its metadata", o->centroids, cb->cmvn);
+            return -1;
+        }
+        if (o->cmvn_from_centroids) o->cmvn = c;
+        else if (c != o->cmvn) {
+            hafm_error("%s: the centroids were fitted on features with cmvn %s (drop --cmvn, or give other centroids)",
+                       o->centroids, cb->cmvn);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+hafm_sem *hafm_sem_open(const hafm_sem_opts *opts)
 {
     hafm_sem *s = hafm_xcalloc(1, sizeof *s);
-    s->o = *o;
+    s->o = *opts;
+    const hafm_sem_opts *o = &s->o;
     hafm_rng_seed(&s->rng, o->seed);
+    if (o->centroids) {
+        if (hafm_codebook_load(&s->cb, o->centroids) < 0) goto fail;
+        s->have_cb = 1;
+        if (reconcile_with_centroids(&s->o, &s->cb) < 0) goto fail;
+    }
     if (o->features == HAFM_SEM_HUBERT) {
         if (!o->model) {
             hafm_error("no HuBERT model: give -m FILE or set HAFM_HUBERT_MODEL (or use --features mfcc)");
@@ -69,9 +125,7 @@ hafm_sem *hafm_sem_open(const hafm_sem_opts *o)
         s->dim = hafm_mfcc_dim(&c);
         s->hop = c.hop;
     }
-    if (o->centroids) {
-        if (hafm_codebook_load(&s->cb, o->centroids) < 0) goto fail;
-        s->have_cb = 1;
+    if (s->have_cb) {
         if (s->cb.d != s->dim) {
             hafm_error("%s: centroids have dimension %d, the %s features%s are %d-dimensional", o->centroids,
                        s->cb.d, features_name(o->features), o->features == HAFM_SEM_HUBERT ? " of this model" : "", s->dim);

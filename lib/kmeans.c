@@ -69,6 +69,7 @@ int hafm_codebook_init(hafm_codebook *cb, int k, int d, const float *centers)
     }
     cb->k = k;
     cb->d = d;
+    cb->features[0] = cb->cmvn[0] = 0;
     cb->centers = hafm_aligned_alloc((size_t)k * d * sizeof(float));
     cb->norm2 = hafm_aligned_alloc((size_t)k * sizeof(float));
     memcpy(cb->centers, centers, (size_t)k * d * sizeof(float));
@@ -195,6 +196,9 @@ int hafm_codebook_load(hafm_codebook *cb, const char *path)
             if (!finite) hafm_error("%s: 'cluster_centers' holds non-finite values", path);
             else rc = hafm_codebook_init(cb, (int)t->shape[0], (int)t->shape[1], c);
             free(c);
+            const char *features = hafm_st_meta(st, "features"), *cmvn = hafm_st_meta(st, "cmvn");
+            if (rc == 0 && features) snprintf(cb->features, sizeof cb->features, "%s", features);
+            if (rc == 0 && cmvn) snprintf(cb->cmvn, sizeof cb->cmvn, "%s", cmvn);
         }
     }
     hafm_st_close(st);
@@ -235,6 +239,8 @@ int hafm_codebook_save(const hafm_codebook *cb, const char *path)
     int64_t shape[2] = {cb->k, cb->d};
     int rc = hafm_st_writer_add(w, "cluster_centers", HAFM_DT_F32, 2, shape, cb->centers);
     if (rc == 0) rc = hafm_st_writer_meta(w, "format", "pt");
+    if (rc == 0 && cb->features[0]) rc = hafm_st_writer_meta(w, "features", cb->features);
+    if (rc == 0 && cb->cmvn[0]) rc = hafm_st_writer_meta(w, "cmvn", cb->cmvn);
     if (rc == 0) rc = hafm_st_writer_save(w, path);
     hafm_st_writer_free(w);
     return rc;

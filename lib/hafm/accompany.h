@@ -24,7 +24,7 @@ typedef struct {
     const char *accomp_out;     /* the accompaniment alone (NULL: none) */
     const char *accomp_in;      /* mix this accompaniment instead of generating one (NULL: generate) */
     const char *models;         /* directory with codec, centroids, stage1-3 .safetensors */
-    const char *features;       /* hubert-tok -F: mfcc, logmel or hubert */
+    const char *features;       /* hubert-tok -F: mfcc, logmel or hubert (NULL: the centroids') */
     const char *hubert_model;   /* hubert-tok -m when features is hubert (NULL: its default) */
     const char *bin_dir;        /* where the commands are (NULL: beside this executable, else PATH) */
     uint64_t seed;

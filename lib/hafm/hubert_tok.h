@@ -18,6 +18,9 @@ typedef struct {
     int layer;                /* hidden_states[layer] */
     const char *centroids;    /* codebook file; NULL: features only */
     hafm_cmvn cmvn;           /* MFCC / log-mel normalisation */
+    /* take features / cmvn from the codebook's metadata when it names them (hafm-kmeans
+     * records them); otherwise a codebook naming other features is refused */
+    int features_from_centroids, cmvn_from_centroids;
     double noise;             /* std of Gaussian noise added to the 16 kHz input (0: none) */
     uint64_t seed;            /* noise seed */
     int window, context;      /* HuBERT window and context in frames (0: defaults) */
@@ -26,7 +29,8 @@ typedef struct {
 
 typedef struct hafm_sem hafm_sem;
 
-/* Loads the model and codebook and checks that they fit (dimension). NULL + error. */
+/* Loads the codebook and the model and checks that they fit (features kind, dimension).
+ * NULL + error. */
 hafm_sem *hafm_sem_open(const hafm_sem_opts *o);
 void hafm_sem_free(hafm_sem *s);
 int  hafm_sem_dim(const hafm_sem *s);

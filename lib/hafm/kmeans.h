@@ -18,14 +18,19 @@ typedef struct {
     int k, d;
     float *centers;     /* [k, d] */
     float *norm2;       /* [k] |c|^2 */
+    /* what the centroids were fitted on, as hubert-tok names it ("" when unknown): the features
+     * kind (hubert, mfcc, logmel) and the MFCC/log-mel normalisation (none, mean, meanvar);
+     * safetensors metadata "features" and "cmvn" */
+    char features[16], cmvn[16];
 } hafm_codebook;
 
-/* Copies centers [k, d]. */
+/* Copies centers [k, d]; features and cmvn start empty. */
 int  hafm_codebook_init(hafm_codebook *cb, int k, int d, const float *centers);
 /* Reads a codebook: safetensors tensor "cluster_centers" [K, D] (any float dtype), or a NumPy
  * .npy file holding a 2-D float32/float64 C-order array. */
 int  hafm_codebook_load(hafm_codebook *cb, const char *path);
-/* Writes by extension: ".npy" as NumPy float32, anything else as safetensors "cluster_centers". */
+/* Writes by extension: ".npy" as NumPy float32, anything else as safetensors "cluster_centers"
+ * (with features and cmvn as metadata when set). */
 int  hafm_codebook_save(const hafm_codebook *cb, const char *path);
 void hafm_codebook_free(hafm_codebook *cb);
 

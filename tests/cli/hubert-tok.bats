@@ -9,7 +9,7 @@ setup() {
     MODEL=$H/hubert_small_seed5_hf.safetensors
     KM=$H/kmeans/hubert_small_seed5_L2_km16.npy
     T=$BATS_TEST_TMPDIR
-    unset HAFM_HUBERT_MODEL
+    unset HAFM_HUBERT_MODEL HAFM_CENTROIDS
 }
 
 # mkwav FILE SAMPLES [RATE]: a 16-bit PCM mono WAV of silence
@@ -50,7 +50,10 @@ golden() { od -An -td4 -v "$H/small/$1/tokens_L2_km16.i32" | tr -s ' \n' '  ' | 
     [ "$status" -eq 2 ]
     run "$HT" -m "$MODEL" -c "$KM" -F wav2vec "$H/inputs/synth_1s.wav"
     [ "$status" -eq 2 ]
-    run "$HT" -m "$MODEL" "$H/inputs/synth_1s.wav"
+    # no codebook given and none shipped beside this copy of the executable
+    mkdir -p "$T/lone/bin"
+    cp "$HT" "$T/lone/bin/"
+    run "$T/lone/bin/hubert-tok" -m "$MODEL" "$H/inputs/synth_1s.wav"
     [ "$status" -eq 2 ]
     [[ "$output" == *"-c FILE"* ]]
     run "$HT" -m "$MODEL" -c "$KM" --window 2 --context 1 "$H/inputs/synth_1s.wav"
@@ -134,6 +137,46 @@ golden() { od -An -td4 -v "$H/small/$1/tokens_L2_km16.i32" | tr -s ' \n' '  ' | 
     [[ "$output" == *'"vocab":8,"frames":49'* ]]
     [[ "$output" == *'"features":"mfcc"'* ]]
     "$HT" -F logmel -e --cmvn none "$H/inputs/synth_1s.wav" | "$DUMP" | grep -q '"shape":\[80\]'
+}
+
+@test "a codebook names its features: hubert-tok takes them from it, and finds the shipped one" {
+    "$HT" -F mfcc --cmvn mean -e "$H/inputs/synth_1s.wav" > "$T/f.hafm"
+    "$HAFM_BIN/hafm-kmeans" -q -k 8 --seed 2 -o "$T/km.safetensors" "$T/f.hafm"
+    "$HAFM_BIN/hafm-kmeans" -q -k 8 --seed 2 -o "$T/km.npy" "$T/f.hafm"
+    grep -q '"features":"mfcc"' "$T/km.safetensors"
+    grep -q '"cmvn":"mean"' "$T/km.safetensors"
+    "$HT" -F mfcc --cmvn mean -c "$T/km.npy" "$H/inputs/synth_1s.wav" > "$T/explicit.hafm"
+    want=$(tokens "$T/explicit.hafm" 0)
+    [ -n "$want" ]
+    # the .npy has no metadata: these options matter, and other ones give other tokens
+    "$HT" -F mfcc --cmvn meanvar -c "$T/km.npy" "$H/inputs/synth_1s.wav" > "$T/other.hafm"
+    [ "$(tokens "$T/other.hafm" 0)" != "$want" ]
+    "$HT" -c "$T/km.safetensors" "$H/inputs/synth_1s.wav" > "$T/auto.hafm"
+    [ "$(tokens "$T/auto.hafm" 0)" = "$want" ]
+    # found through the environment, then beside the executable as models/centroids.safetensors
+    HAFM_CENTROIDS=$T/km.safetensors "$HT" < "$H/inputs/synth_1s.wav" > "$T/env.hafm"
+    [ "$(tokens "$T/env.hafm" 0)" = "$want" ]
+    mkdir -p "$T/inst/bin" "$T/inst/models"
+    cp "$HT" "$T/inst/bin/"
+    cp "$T/km.safetensors" "$T/inst/models/centroids.safetensors"
+    "$T/inst/bin/hubert-tok" < "$H/inputs/synth_1s.wav" > "$T/shipped.hafm"
+    [ "$(tokens "$T/shipped.hafm" 0)" = "$want" ]
+    # options that contradict the codebook are refused
+    run "$HT" -F logmel -c "$T/km.safetensors" "$H/inputs/synth_1s.wav"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"km.safetensors: the centroids were fitted on mfcc features, not logmel"* ]]
+    run "$HT" --cmvn none -c "$T/km.safetensors" "$H/inputs/synth_1s.wav"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"fitted on features with cmvn mean"* ]]
+    run "$HT" -m "$MODEL" -c "$T/km.safetensors" "$H/inputs/synth_1s.wav"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"fitted on mfcc features, not hubert"* ]]
+    # features of different kinds in one codebook's training data
+    "$HT" -F mfcc -e "$H/inputs/synth_1s.wav" > "$T/g.hafm"
+    run "$HAFM_BIN/hafm-kmeans" -q -k 8 -o "$T/mixed.safetensors" "$T/f.hafm" "$T/g.hafm"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"cmvn 'meanvar', earlier items had 'mean'"* ]]
+    [ ! -e "$T/mixed.safetensors" ]
 }
 
 @test "too-short audio, wrong centroid dimension, bad weights: exit 1 with a message" {
