@@ -157,3 +157,22 @@ need_models() {
     [ ! -e "$T/mix.wav" ]
     [ -z "$(ls "$T" | grep -v '^\(bad\|empty\)\.wav$\|^m$')" ]
 }
+
+@test "examples/demo: the README's pipeline on models, each stage timed, and the stream-utility fallback" {
+    need_models
+    local top=$BATS_TEST_DIRNAME/../..
+    run env HAFM_BIN="$HAFM_BIN" HAFM_MODELS="$M" HAFM_DEMO_OUT="$T/demo" HAFM_THREADS=1 "$top/examples/demo" "$D/vocal.wav"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"hubert-tok < vocal | hafm-stage1 | hafm-stage2 | hafm-stage3 | encodec-dec"* ]]
+    for s in hubert-tok hafm-stage1 hafm-stage2 hafm-stage3 encodec-dec mix; do
+        [[ "$output" == *"demo: $s "*" s"* ]]
+    done
+    [ "$(soxi -s "$T/demo/mix.wav")" = "$(soxi -s "$D/vocal.wav")" ]
+    [ "$(soxi -r "$T/demo/accompaniment.wav")" = 24000 ]
+    # without models: the stream utilities, checked bit-exact
+    run env HAFM_BIN="$HAFM_BIN" HAFM_MODELS="$T/none" HAFM_DEMO_OUT="$T/demo2" "$top/examples/demo" "$D/vocal.wav"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"round trip is bit-exact"* ]]
+}
