@@ -5,7 +5,7 @@
 set -euo pipefail
 : "${MODELS:?}" "${WORK:?}" "${CORPUS:?}"
 commit=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
-hours=$(make -s -C "$CORPUS" hours 2>/dev/null || true)
+hours=$(make -s --no-print-directory -C "$CORPUS" hours 2>/dev/null || true)
 export commit hours
 python3 - <<'PY'
 import json, os, re
@@ -31,6 +31,11 @@ warn = ('**Status: this codec collapsed.** On the test songs its first codebook 
         'configuration; `make -C examples/train` with the default CODEC_STEPS, or a larger CODEC_ARCH, is what '
         'a usable codec needs.\n\n' % (min(u['distinct'] for u in usage if u['track'] == 'accomp.coarse'),
                                        ev['codec']['6 kbps']['si_sdr_db'])) if collapsed else ''
+if not collapsed and float(ev['codec']['6 kbps']['si_sdr_db']) < 0:
+    warn = ('**Status: the waveform is not reproduced** (SI-SDR %s dB at 6 kbps on the test songs: the error is larger '
+            'than the signal); the log-mel distance below says how close the spectrum is. It was trained %s steps, '
+            'a fraction of what EnCodec-size codecs get; a longer run (`CODEC_STEPS`) resumes from the recipe\'s '
+            'checkpoint.\n\n' % (ev['codec']['6 kbps']['si_sdr_db'], env['CODEC_STEPS']))
 warn_stage = ('**Status: the codec these tokens come from collapsed** (see codec.md), so this stage\'s targets '
               'are nearly constant codes and its accuracy says nothing about music; retrain it after the codec.\n\n'
               if collapsed else '')
@@ -53,10 +58,10 @@ card = head('codec', 'A small EnCodec-architecture codec (SEANet encoder/decoder
             'quantiser), 24 kHz mono, 75 frames per second, 8 codebooks of 1024 at 6 kbps; the codec of '
             '`encodec-enc`/`encodec-dec` in the default pipeline.') + warn
 card += '## Data\n\n%s Trained on the accompaniments of the training songs (the codec only codes accompaniments).\n\n' % data
-card += ('## Configuration and training\n\n`encodec-train %s --steps %s --batch %s --segment %s --seed %s` '
+card += ('## Configuration and training\n\n`encodec-train %s %s --lr %s --steps %s --batch %s --segment %s --seed %s` '
          '(reconstruction losses: time-domain L1, multi-scale mel; quantiser dropout over 1.5/3/6 kbps).\n\n'
          '%d optimiser steps logged, %.0f s of training step time in all; final step: loss %.4f, L1 %.4f, mel %.4f.\n\n'
-         % (env['CODEC_ARCH'], env['CODEC_STEPS'], env['CODEC_BATCH'], env['CODEC_SEGMENT'], env['SEED'],
+         % (env['CODEC_ARCH'], env['CODEC_LOSS'], env['CODEC_LR'], env['CODEC_STEPS'], env['CODEC_BATCH'], env['CODEC_SEGMENT'], env['SEED'],
             len(steps), secs, last.get('loss', float('nan')), last.get('l1', float('nan')), last.get('mel', float('nan'))))
 if evals:
     card += 'SI-SDR of the first training clip at 6 kbps during training: ' + ', '.join(
