@@ -80,10 +80,13 @@ open(os.path.join(M, 'codec.md'), 'w').write(card)
 
 # ---- tokenizer
 kl = open(os.path.join(W, 'features', 'kmeans.log')).read().strip().splitlines()
-card = head('centroids', 'The semantic tokenizer: %s k-means centroids over `hubert-tok -F %s` features (39-dimensional '
-            'MFCCs with deltas, normalised per song, 50 frames per second), used by `hubert-tok -c` for the '
-            'vocal and the accompaniment semantic tokens. No HuBERT checkpoint can be downloaded here; '
-            'MFCC clusters are what HuBERT\'s own first iteration is trained on.' % (env['K'], env['FEATURES']))
+feat_desc = {'mfcc': '39-dimensional MFCCs with deltas', 'logmel': '80-band log-mel spectra'}.get(env['FEATURES'], env['FEATURES'])
+card = head('centroids', 'The semantic tokenizer: %s k-means centroids over `hubert-tok -F %s` features (%s, '
+            'normalised per song, 50 frames per second), used by `hubert-tok` for the vocal and the accompaniment '
+            'semantic tokens (the file names its features, so `hubert-tok -c centroids.safetensors` needs no -F). '
+            'No HuBERT checkpoint can be downloaded here; clusters of spectral features are what HuBERT\'s own '
+            'first iteration is trained on, and log-mel clusters keep the pitch that MFCCs drop.'
+            % (env['K'], env['FEATURES'], feat_desc))
 card += '## Data\n\n%s Fitted on the features of both the vocals and the accompaniments of the training songs.\n\n' % data
 card += '## Fit\n\n`hafm-kmeans -k %s -b ... --seed %s` (mini-batch k-means); its log:\n\n```\n%s\n```\n' % (
     env['K'], env['SEED'], '\n'.join(kl[-4:]))
