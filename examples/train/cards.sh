@@ -121,16 +121,33 @@ for st in (1, 2, 3):
     if collapsed:
         card += ('The generated accompaniments were decoded by the collapsed codec (codec.md): these figures '
                  'measure that codec, not the stages.\n\n')
+    systems = [s for s in ('generated', 'coarse', 'random', 'random_coded', 'real', 'real_coded') if s in f]
     card += '| system | chord fit | beat fit |\n|---|---|---|\n'
-    for s in ('generated', 'coarse', 'random', 'real'):
+    for s in systems:
         card += '| %s | %s | %s |\n' % (s, f[s]['chord_fit'], f[s]['beat_fit'])
-    card += '\n| FAD embedding | generated | coarse only | random |\n|---|---|---|---|\n'
+    fs = [s for s in ('generated', 'coarse', 'random', 'random_coded', 'real_coded') if s in next(iter(ev['fad'].values()))]
+    card += '\n| FAD embedding | ' + ' | '.join(fs) + ' |\n|---|' + '---|' * len(fs) + '\n'
     for emb, r in ev['fad'].items():
-        card += '| %s | %.4g | %.4g | %.4g |\n' % (emb, r['generated'], r['coarse'], r['random'])
+        card += '| %s | ' % emb + ' | '.join('%.4g' % r[s] for s in fs) + ' |\n'
     card += ('\nChord fit: share of the accompaniment\'s chroma on the labelled chord tones; beat fit: onset strength '
-             'at the labelled beats over chance (`hafm-fit`, examples/train/README.md). Generated: the 3-stage '
-             'pipeline; coarse: stages 1-2 only; random: the real accompaniment of another song; real: the '
-             'song\'s own accompaniment.\n')
+             'at the labelled beats over chance (`hafm-fit`, examples/train/README.md); FAD against the real test '
+             'accompaniments (lower is better). Generated: the 3-stage pipeline; coarse: stages 1-2 only, '
+             'codebooks 1-4 decoded; random: the real accompaniment of another song (for FAD: of validation '
+             'songs); real: the song\'s own accompaniment; *_coded: the same through the codec at 6 kbps, '
+             'which generated audio passes too.\n')
+    def verdict(base):
+        if base not in f: return ''
+        parts = []
+        for k, nm in (('chord_fit', 'chord fit'), ('beat_fit', 'beat fit')):
+            g, b = f['generated'][k], f[base][k]
+            if g is None or b is None: continue
+            parts.append('%s %+.4f (%s)' % (nm, g - b, 'better' if g > b else 'not better'))
+        for emb, r in ev['fad'].items():
+            if base in r:
+                parts.append('FAD %s %.3gx of it (%s)' % (emb, r['generated'] / r[base] if r[base] else float('nan'),
+                                                          'better' if r['generated'] < r[base] else 'not better'))
+        return '- against %s: %s.\n' % (base, '; '.join(parts))
+    card += '\nGenerated against the random baselines:\n\n' + verdict('random') + verdict('random_coded')
     open(os.path.join(M, name + '.md'), 'w').write(card)
 print('cards written to', M)
 PY

@@ -6,19 +6,22 @@
 #   fit.tsv       per song and system: chord fit and beat fit against the song's labels
 #   fad.tsv       FAD of each system's accompaniments against the real test accompaniments,
 #                 with two embeddings (the codec's encoder latent, hubert-tok MFCC features)
+#   usage.tsv     distinct codes per codebook in the test songs' tokens
 #   times.tsv     the time of each pipeline stage over all test songs
 #   eval.json     all of it summarised, with the stages' final validation loss and accuracy
 # Systems: 'generated' (the 3-stage pipeline), 'coarse' (stages 1-2 only, codebooks 1-4 decoded:
 # the paper's coarse-only ablation), 'random' (the real accompaniment of another test song, the
 # paper's random baseline; for FAD the real accompaniments of validation songs, since the test
 # songs' own accompaniments are the reference set), 'real' (the song's own accompaniment: the
-# ceiling of the fit measures).
+# ceiling of the fit measures). 'random_coded' and 'real_coded' are the same through the codec
+# (encodec-enc -b 6 | encodec-dec): generated audio passes the codec too, so these separate what
+# the stages do from what the codec costs.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${CORPUS:?}" "${WORK:?}" "${EVAL_SONGS:=8}" "${SEED:=1}"
 : "${CFG_SCALE:=3}" "${TEMPERATURE:=0.9}" "${TOP_K:=250}" "${FEATURES:=mfcc}"
 E=$WORK/eval
 rm -rf "$E"
-mkdir -p "$E/gen" "$E/coarse" "$E/rec6" "$E/rec3"
+mkdir -p "$E/gen" "$E/coarse" "$E/rec6" "$E/rec3" "$E/valrec6"
 head -n "$EVAL_SONGS" "$CORPUS/lists/test.txt" > "$E/songs.txt"
 mapfile -t songs < "$E/songs.txt"
 n=${#songs[@]}
@@ -75,12 +78,14 @@ for i in "${!songs[@]}"; do
     d=${songs[$i]}
     id=$(basename "$d")
     other=${songs[$(( (i + 1) % n ))]}
-    for sys in generated coarse random real; do
+    for sys in generated coarse random random_coded real real_coded; do
         case $sys in
             generated) a=$E/gen/$id.wav ;;
             coarse) a=$E/coarse/$id.wav ;;
             random) a=$other/accomp.wav ;;
+            random_coded) a=$E/rec6/$(basename "$other").wav ;;
             real) a=$d/accomp.wav ;;
+            real_coded) a=$E/rec6/$id.wav ;;
         esac
         "$BIN/hafm-fit" -l "$d/labels.json" "$a" |
             jq -r --arg id "$id" --arg s $sys '[$id, $s, .chord_fit, .beat_fit] | @tsv' >> "$E/fit.tsv"
@@ -89,9 +94,16 @@ done
 
 # ---- FAD against the real test accompaniments ------------------------------------------------
 head -n "$n" "$CORPUS/lists/valid.txt" | sed 's|$|/accomp.wav|' > "$E/random.list"
+while read -r a; do
+    v=$(basename "$(dirname "$a")")
+    "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" -b 6 "$a" |
+        "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -o "$E/valrec6/$v.wav"
+done < "$E/random.list"
 sed 's|$|/accomp.wav|' "$E/songs.txt" > "$E/real.list"
 ls "$E"/gen/*.wav > "$E/generated.list"
 ls "$E"/coarse/*.wav > "$E/coarse.list"
+ls "$E"/valrec6/*.wav > "$E/random_coded.list"
+ls "$E"/rec6/*.wav > "$E/real_coded.list"
 embed() {   # list, embedding, out.hafm
     case $2 in
         encodec) xargs "$BIN/hafm-from-audio" < "$1" | "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" --latent=latent |
@@ -102,7 +114,7 @@ embed() {   # list, embedding, out.hafm
 printf 'embedding\tsystem\tfad\n' > "$E/fad.tsv"
 for emb in encodec mfcc; do
     embed "$E/real.list" $emb "$E/real.$emb.hafm"
-    for sys in generated coarse random; do
+    for sys in generated coarse random random_coded real_coded; do
         embed "$E/$sys.list" $emb "$E/$sys.$emb.hafm"
         f=$("$BIN/fad" -e features --no-cache -j "$E/real.$emb.hafm" "$E/$sys.$emb.hafm" | jq .fad)
         printf '%s\t%s\t%s\n' $emb $sys "$f" >> "$E/fad.tsv"
@@ -126,7 +138,7 @@ out['codec'] = {kb + ' kbps': {'codebooks': int(next(r['codebooks'] for r in c i
 fit = rows('fit.tsv')
 out['fit'] = {s: {'chord_fit': mean(r['chord_fit'] for r in fit if r['system'] == s),
                   'beat_fit': mean(r['beat_fit'] for r in fit if r['system'] == s)}
-              for s in ('generated', 'coarse', 'random', 'real')}
+              for s in ('generated', 'coarse', 'random', 'random_coded', 'real', 'real_coded')}
 out['fad'] = {}
 for r in rows('fad.tsv'):
     out['fad'].setdefault(r['embedding'], {})[r['system']] = float(r['fad'])
