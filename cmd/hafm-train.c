@@ -46,6 +46,8 @@ static void usage(FILE *fp)
             "  -o, --output FILE      checkpoint, written atomically every --save-every steps and at the end\n"
             "      --save-every N     steps between checkpoints, 1..1e9   [1000]\n"
             "      --export FILE      at the end also write a plain model (no optimizer state)\n"
+            "      --export-dtype T   its weights as f32, bf16 or f16; with --val, the rounded\n"
+            "                         weights are validated too and logged   [f32]\n"
             "      --val FILE         held-out stream: validation loss and token accuracy\n"
             "      --val-every N      steps between validations, 1..1e9  [100]\n"
             "      --val-crops N      validation crops (consecutive windows), 1..1e6   [64]\n"
@@ -145,7 +147,7 @@ int main(int argc, char **argv)
     hafm_init(argc, argv);
     hafm_keep_freed_memory();
     enum { O_STAGE = 256, O_CONFIG, O_LAYERS, O_DMODEL, O_HEADS, O_DFF, O_BUCKETS, O_WINDOW, O_INIT, O_TARGET,
-           O_STEPS, O_BATCH, O_MICRO, O_LR, O_LRMIN, O_WARMUP, O_WD, O_CLIP, O_DROP, O_SEED, O_SAVE, O_EXPORT,
+           O_STEPS, O_BATCH, O_MICRO, O_LR, O_LRMIN, O_WARMUP, O_WD, O_CLIP, O_DROP, O_SEED, O_SAVE, O_EXPORT, O_EXPORT_DTYPE,
            O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_VERSION };
     static const struct option lo[] = {
         { "stage", 1, 0, O_STAGE }, { "config", 1, 0, O_CONFIG }, { "layers", 1, 0, O_LAYERS },
@@ -155,7 +157,7 @@ int main(int argc, char **argv)
         { "micro-batch", 1, 0, O_MICRO }, { "lr", 1, 0, O_LR }, { "lr-min", 1, 0, O_LRMIN },
         { "warmup", 1, 0, O_WARMUP }, { "weight-decay", 1, 0, O_WD }, { "clip", 1, 0, O_CLIP },
         { "cond-dropout", 1, 0, O_DROP }, { "seed", 1, 0, O_SEED }, { "output", 1, 0, 'o' },
-        { "save-every", 1, 0, O_SAVE }, { "export", 1, 0, O_EXPORT }, { "val", 1, 0, O_VAL },
+        { "save-every", 1, 0, O_SAVE }, { "export", 1, 0, O_EXPORT }, { "export-dtype", 1, 0, O_EXPORT_DTYPE }, { "val", 1, 0, O_VAL },
         { "val-every", 1, 0, O_VALEVERY }, { "val-crops", 1, 0, O_VALCROPS }, { "log", 1, 0, O_LOG },
         { "plot", 1, 0, O_PLOT }, { "plot-only", 0, 0, O_PLOTONLY }, { "resume", 1, 0, O_RESUME },
         { "stop-at", 1, 0, O_STOPAT }, { "print-params", 0, 0, O_PRINT }, { "threads", 1, 0, 't' },
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
     double window = 0.0;
     long save_every = 1000, val_every = 100, val_crops = 64, stop_at = 0;
     const char *config = NULL, *init = NULL, *target = NULL, *out = NULL, *export = NULL, *val = NULL;
+    hafm_dtype export_dtype = HAFM_DT_F32;
     const char *log_path = NULL, *plot = NULL, *resume = NULL, *conds[HAFM_TF_MAX_COND] = { 0 };
     int opt;
     while ((opt = getopt_long(argc, argv, "c:o:t:qh", lo, NULL)) != -1) {
@@ -199,6 +202,11 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case O_SAVE: save_every = hafm_opt_long("--save-every", optarg, 1, 1000000000); break;
         case O_EXPORT: export = optarg; break;
+        case O_EXPORT_DTYPE:
+            export_dtype = hafm_dtype_from_name(optarg);
+            if (export_dtype != HAFM_DT_F32 && export_dtype != HAFM_DT_BF16 && export_dtype != HAFM_DT_F16)
+                hafm_usage_error("--export-dtype: expected f32, bf16 or f16, got '%s'", optarg);
+            break;
         case O_VAL: val = optarg; break;
         case O_VALEVERY: val_every = hafm_opt_long("--val-every", optarg, 1, 1000000000); break;
         case O_VALCROPS: val_crops = hafm_opt_long("--val-crops", optarg, 1, 1000000); break;
@@ -340,9 +348,24 @@ int main(int argc, char **argv)
         if (st->step == stop_at) break;
     }
     if (show) fputc('\n', stderr);
+    if (export && export_dtype != HAFM_DT_F32) {
+        /* the checkpoint keeps the f32 weights; from here on the model computes as the export will */
+        hafm_trainer_round_weights(tr, export_dtype);
+        if (val) {
+            double rl, ra;
+            if (hafm_trainer_eval(tr, vitems, nv, (int)val_crops, &rl, &ra) < 0) die_all();
+            const char *dn = hafm_dtype_name(export_dtype);
+            if (log)
+                fprintf(log, "{\"step\":%lld,\"export_dtype\":\"%s\",\"export_val_loss\":%.9g,\"export_val_acc\":%.9g}\n",
+                        (long long)st->step, dn, rl, ra);
+            if (rank == 0 && !quiet)
+                fprintf(stderr, "%s: %s weights: validation loss %.4f (f32 %.4f), token accuracy %.4f (f32 %.4f)\n",
+                        hafm_progname, dn, rl, val_loss, ra, val_acc);
+        }
+    }
     if (rank == 0 && export) {
         char *tj = training_json(&o, st, argv + optind, argc - optind, val_loss, val_acc, o.micro_batch);
-        if (hafm_trainer_save(tr, export, tj, 0) < 0) die_all();
+        if (hafm_trainer_export(tr, export, tj, export_dtype) < 0) die_all();
         cJSON_free(tj);
     }
     if (log && fclose(log) != 0) hafm_die("%s:", log_path);

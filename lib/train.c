@@ -227,10 +227,20 @@ static uint64_t get_u64(const unsigned char *p)
     return x;
 }
 
-int hafm_trainer_save(hafm_trainer *t, const char *path, const char *training_json, int with_optimizer)
+void hafm_trainer_round_weights(hafm_trainer *t, hafm_dtype dtype)
+{
+    float *p = t->m->params;
+    size_t n = t->m->n_params;
+    if (dtype == HAFM_DT_BF16)
+        for (size_t i = 0; i < n; i++) p[i] = hafm_bf16_to_f32(hafm_f32_to_bf16(p[i]));
+    else if (dtype == HAFM_DT_F16)
+        for (size_t i = 0; i < n; i++) p[i] = hafm_f16_to_f32(hafm_f32_to_f16(p[i]));
+}
+
+static int save_model(hafm_trainer *t, const char *path, const char *training_json, int with_optimizer, hafm_dtype dtype)
 {
     hafm_st_writer *w = hafm_st_writer_new();
-    int rc = hafm_tf_add_to_writer(t->m, w, HAFM_DT_F32);
+    int rc = hafm_tf_add_to_writer(t->m, w, dtype);
     if (rc == 0 && training_json) rc = hafm_st_writer_meta(w, "training", training_json);
     char name[96];
     for (int i = 0; rc == 0 && with_optimizer && i < t->m->n_tensors; i++) {
@@ -252,6 +262,20 @@ int hafm_trainer_save(hafm_trainer *t, const char *path, const char *training_js
     if (rc == 0) rc = hafm_st_writer_save(w, path);
     hafm_st_writer_free(w);
     return rc;
+}
+
+int hafm_trainer_save(hafm_trainer *t, const char *path, const char *training_json, int with_optimizer)
+{
+    return save_model(t, path, training_json, with_optimizer, HAFM_DT_F32);
+}
+
+int hafm_trainer_export(hafm_trainer *t, const char *path, const char *training_json, hafm_dtype dtype)
+{
+    if (dtype != HAFM_DT_F32 && dtype != HAFM_DT_BF16 && dtype != HAFM_DT_F16) {
+        hafm_error("%s: a model is stored as f32, bf16 or f16, not %s", path, hafm_dtype_name(dtype));
+        return -1;
+    }
+    return save_model(t, path, training_json, 0, dtype);
 }
 
 int hafm_trainer_restore(hafm_trainer *t, const hafm_safetensors *st)

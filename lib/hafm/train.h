@@ -69,6 +69,10 @@ int hafm_trainer_eval(hafm_trainer *t, const hafm_stage_item *items, int n_items
 /* Checkpoint = model file + AdamW moments + state (formats/model.md section 5). training_json
  * (may be NULL) becomes the `training` metadata. Atomic. */
 int hafm_trainer_save(hafm_trainer *t, const char *path, const char *training_json, int with_optimizer);
+/* The plain model (no optimizer state) with its weights stored as dtype (f32, bf16 or f16). */
+int hafm_trainer_export(hafm_trainer *t, const char *path, const char *training_json, hafm_dtype dtype);
+/* Rounds every weight to dtype and back (what a model exported as dtype computes with). */
+void hafm_trainer_round_weights(hafm_trainer *t, hafm_dtype dtype);
 /* Restores moments and state from a checkpoint whose parameters were loaded into the model. */
 int hafm_trainer_restore(hafm_trainer *t, const hafm_safetensors *st);
 

@@ -80,6 +80,44 @@ sys.exit(0 if a >= 0.99 else 1)
 "
 }
 
+@test "--export-dtype bf16/f16: half-size models, validated after rounding, that the stages load" {
+    "$HAFM_BIN/hafm-train" $COMMON --steps 40 --val "$T/val.hafm" --val-every 20 --val-crops 4 --log "$T/log.jsonl" \
+        --export "$T/f32.safetensors" -o "$T/c.safetensors" "$T/train.hafm"
+    for dt in bf16 f16; do
+        run "$HAFM_BIN/hafm-train" --config "$T/cfg.json" --batch 4 --micro-batch 2 --lr 1e-2 --warmup 2 --steps 40 \
+            --val "$T/val.hafm" --val-every 20 --val-crops 4 --log "$T/log.$dt.jsonl" \
+            --export "$T/$dt.safetensors" --export-dtype $dt -o "$T/c.$dt.safetensors" "$T/train.hafm"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"hafm-train: $dt weights: validation loss "*" (f32 "*"), token accuracy "* ]]
+        $PY - "$T" $dt <<'PY'
+import json, struct, sys, os
+T, dt = sys.argv[1], sys.argv[2]
+def header(p):
+    f = open(p, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; return json.loads(f.read(n))
+h = header(os.path.join(T, dt + '.safetensors'))
+dtypes = {v['dtype'] for k, v in h.items() if k != '__metadata__'}
+assert dtypes == {dt.upper()}, dtypes
+full = [json.loads(l) for l in open(os.path.join(T, 'log.%s.jsonl' % dt))]
+val = [l for l in full if 'val_loss' in l][-1]
+exp = [l for l in full if 'export_val_loss' in l]
+assert len(exp) == 1 and exp[0]['export_dtype'] == dt and exp[0]['step'] == 40, exp
+# the checkpoint holds f32 and the same training as the f32 run; rounding moves the loss a little
+assert abs(exp[0]['export_val_loss'] - val['val_loss']) < 0.02 * val['val_loss'], (exp, val)
+ratio = os.path.getsize(os.path.join(T, dt + '.safetensors')) / os.path.getsize(os.path.join(T, 'f32.safetensors'))
+assert 0.45 < ratio < 0.6, ratio
+print('# %s: validation loss %.5f, f32 %.5f' % (dt, exp[0]['export_val_loss'], val['val_loss']), file=sys.stderr)
+PY
+        cmp "$T/c.safetensors" "$T/c.$dt.safetensors"
+        "$HAFM_BIN/hafm-tracks" -d accomp.fine "$T/val.hafm" | "$HAFM_BIN/hafm-stage3" -m "$T/$dt.safetensors" -s 1 -T 0 |
+            "$HAFM_BIN/hafm-dump" | grep -q '"name":"accomp.fine"'
+
+    done
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --export "$T/x.safetensors" --export-dtype f64 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--export-dtype: expected f32, bf16 or f16, got 'f64'"* ]]
+}
+
 @test "kill and resume: the loss trajectory and the final checkpoint equal an uninterrupted run" {
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --stop-at 5 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
