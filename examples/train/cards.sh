@@ -116,6 +116,13 @@ for st in (1, 2, 3):
     card += '![training curves](%s.png)\n\n## Validation (held-out validation songs)\n\n| step | loss | token accuracy |\n|---|---|---|\n' % name
     for l in va:
         card += '| %d | %.4f | %.4f |\n' % (l['step'], l['val_loss'], l['val_acc'])
+    ex = [l for l in log if 'export_val_loss' in l]
+    if ex and va:
+        e = ex[-1]
+        card += ('\nShipped with %s weights (`--export-dtype`): the rounded weights give validation loss %.4f and '
+                 'token accuracy %.4f, against %.4f and %.4f in f32 (%+.2f %% loss).\n'
+                 % (e['export_dtype'], e['export_val_loss'], e['export_val_acc'], va[-1]['val_loss'], va[-1]['val_acc'],
+                    100 * (e['export_val_loss'] / va[-1]['val_loss'] - 1)))
     f = ev['fit']
     card += ('\n## The whole pipeline on the %d test songs (`make eval`)\n\n' % len(ev['songs']))
     if collapsed:
