@@ -58,6 +58,10 @@ static void usage(FILE *fp)
             "                         --steps may extend the run)\n"
             "      --stop-at N        stop after step N as if interrupted (checkpoint written)\n"
             "      --print-params     print the parameter count of the configuration and exit\n"
+            "      --sampling JSON    sampling defaults the model carries for hafm-stageN, e.g.\n"
+            "                         '{\"temperature\":1,\"top_k\":0}' (keys cfg_scale, temperature, top_k,\n"
+            "                         top_p; replaces the config's; with --resume and no steps left,\n"
+            "                         re-exports)                          [the config's, else none]\n"
             "  -t, --threads N        threads per process, 1..1024       [$HAFM_THREADS or all CPUs]\n"
             "  -q, --quiet            no progress line\n"
             "  -h, --help             this help\n"
@@ -148,7 +152,7 @@ int main(int argc, char **argv)
     hafm_keep_freed_memory();
     enum { O_STAGE = 256, O_CONFIG, O_LAYERS, O_DMODEL, O_HEADS, O_DFF, O_BUCKETS, O_WINDOW, O_INIT, O_TARGET,
            O_STEPS, O_BATCH, O_MICRO, O_LR, O_LRMIN, O_WARMUP, O_WD, O_CLIP, O_DROP, O_SEED, O_SAVE, O_EXPORT, O_EXPORT_DTYPE,
-           O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_VERSION };
+           O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_SAMPLING, O_VERSION };
     static const struct option lo[] = {
         { "stage", 1, 0, O_STAGE }, { "config", 1, 0, O_CONFIG }, { "layers", 1, 0, O_LAYERS },
         { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "d-ff", 1, 0, O_DFF },
@@ -160,7 +164,7 @@ int main(int argc, char **argv)
         { "save-every", 1, 0, O_SAVE }, { "export", 1, 0, O_EXPORT }, { "export-dtype", 1, 0, O_EXPORT_DTYPE }, { "val", 1, 0, O_VAL },
         { "val-every", 1, 0, O_VALEVERY }, { "val-crops", 1, 0, O_VALCROPS }, { "log", 1, 0, O_LOG },
         { "plot", 1, 0, O_PLOT }, { "plot-only", 0, 0, O_PLOTONLY }, { "resume", 1, 0, O_RESUME },
-        { "stop-at", 1, 0, O_STOPAT }, { "print-params", 0, 0, O_PRINT }, { "threads", 1, 0, 't' },
+        { "stop-at", 1, 0, O_STOPAT }, { "print-params", 0, 0, O_PRINT }, { "sampling", 1, 0, O_SAMPLING }, { "threads", 1, 0, 't' },
         { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 }
     };
     hafm_train_opts o;
@@ -172,7 +176,8 @@ int main(int argc, char **argv)
     const char *config = NULL, *init = NULL, *target = NULL, *out = NULL, *export = NULL, *val = NULL;
     hafm_dtype export_dtype = HAFM_DT_F32;
     const char *log_path = NULL, *plot = NULL, *resume = NULL, *conds[HAFM_TF_MAX_COND] = { 0 };
-    int opt;
+    hafm_tf_sampling sampling;
+    int have_sampling = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:o:t:qh", lo, NULL)) != -1) {
         switch (opt) {
         case O_STAGE: stage = (int)hafm_opt_long("--stage", optarg, 1, 3); break;
@@ -216,6 +221,10 @@ int main(int argc, char **argv)
         case O_RESUME: resume = optarg; break;
         case O_STOPAT: stop_at = hafm_opt_long("--stop-at", optarg, 1, 1000000000); break;
         case O_PRINT: print_params = 1; break;
+        case O_SAMPLING:
+            if (hafm_tf_sampling_from_json(&sampling, optarg) < 0) hafm_usage_error("--sampling: %s", hafm_last_error());
+            have_sampling = 1;
+            break;
         case 't': hafm_set_threads((int)hafm_opt_long("-t", optarg, 1, 1024)); break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); MPI_Finalize(); return 0;
@@ -279,6 +288,7 @@ int main(int argc, char **argv)
         if (!have_lrmin) o.lr_min = o.lr / 10.0;
         if (!have_warmup) o.warmup = o.steps / 10 < 100 ? o.steps / 10 : 100;
     }
+    if (have_sampling) m->cfg.sampling = sampling;
     if (print_params) {
         if (rank == 0) {
             hafm_tf_layout lay;
@@ -348,6 +358,10 @@ int main(int argc, char **argv)
         if (st->step == stop_at) break;
     }
     if (show) fputc('\n', stderr);
+    if (val && isnan(val_loss)) {   /* a resume with no steps left (re-exporting): validate once */
+        if (hafm_trainer_eval(tr, vitems, nv, (int)val_crops, &val_loss, &val_acc) < 0) die_all();
+        if (log) fprintf(log, "{\"step\":%lld,\"val_loss\":%.9g,\"val_acc\":%.9g}\n", (long long)st->step, val_loss, val_acc);
+    }
     if (export && export_dtype != HAFM_DT_F32) {
         /* the checkpoint keeps the f32 weights; from here on the model computes as the export will */
         hafm_trainer_round_weights(tr, export_dtype);

@@ -18,10 +18,11 @@ extern char **environ;
 void hafm_accompany_opts_default(hafm_accompany_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->cfg_scale = 3.0;
-    o->temperature = 0.9;
-    o->top_k = 250;
-    o->top_p = 1.0;
+    /* negative: unset, so each stage uses its model's sampling defaults */
+    o->cfg_scale = -1.0;
+    o->temperature = -1.0;
+    o->top_k = -1;
+    o->top_p = -1.0;
     o->balance_db = 2.0;
 }
 
@@ -248,10 +249,10 @@ int hafm_accompany(const hafm_accompany_opts *o, hafm_accompany_report *rep)
             arg(&a, "-q");
             arg(&a, "-m"); arg(&a, model[s]);
             arg(&a, "-S"); argu(&a, o->seed);
-            arg(&a, "-s"); argf(&a, "%.17g", o->cfg_scale);
-            arg(&a, "-T"); argf(&a, "%.17g", o->temperature);
-            arg(&a, "-k"); argu(&a, (uint64_t)o->top_k);
-            arg(&a, "-p"); argf(&a, "%.17g", o->top_p);
+            if (o->cfg_scale >= 0) { arg(&a, "-s"); argf(&a, "%.17g", o->cfg_scale); }
+            if (o->temperature >= 0) { arg(&a, "-T"); argf(&a, "%.17g", o->temperature); }
+            if (o->top_k >= 0) { arg(&a, "-k"); argu(&a, (uint64_t)o->top_k); }
+            if (o->top_p >= 0) { arg(&a, "-p"); argf(&a, "%.17g", o->top_p); }
         } else {
             arg(&a, "encodec-dec");
             arg(&a, "-m"); arg(&a, model[4]);

@@ -26,10 +26,11 @@ static void usage(FILE *fp, int stage)
             "  -m, --model FILE        stage %d model (formats/model.md)   [$HAFM_STAGE%d_MODEL, else models/stage%d.safetensors]\n"
             "  -c, --cond NAME         conditioning track names, once per condition in the model's order [model config]\n"
             "  -o, --output NAME       name of the generated track               [model config]\n"
-            "  -s, --cfg-scale S       classifier-free guidance scale, 0..100; 1 = conditional only   [3]\n"
-            "  -T, --temperature T     sampling temperature, 0..10; 0 = greedy    [0.9]\n"
-            "  -k, --top-k K           keep the K most likely tokens, 0..1048576; 0 = all   [250]\n"
-            "  -p, --top-p P           nucleus: smallest set with mass >= P, (0, 1]   [1 = off]\n"
+            "Sampling defaults are the model's own (its config's \"sampling\"), else the paper's:\n"
+            "  -s, --cfg-scale S       classifier-free guidance scale, 0..100; 1 = conditional only   [model, else 3]\n"
+            "  -T, --temperature T     sampling temperature, 0..10; 0 = greedy    [model, else 0.9]\n"
+            "  -k, --top-k K           keep the K most likely tokens, 0..1048576; 0 = all   [model, else 250]\n"
+            "  -p, --top-p P           nucleus: smallest set with mass >= P, (0, 1]   [model, else 1 = off]\n"
             "  -S, --seed N            random seed, 0..2^63-1; item i uses seed + i   [0]\n"
             "      --overlap SEC       context carried between generation windows, 0..window   [window/4: 2.5]\n"
             "      --fp32              float32 weights and KV cache (default: bfloat16, half the memory traffic)\n"
@@ -83,6 +84,7 @@ int hafm_stage_cli(int argc, char **argv, int stage)
     };
     const char *model_opt = NULL, *out_name = NULL, *cond_names[HAFM_TF_MAX_COND] = { 0 };
     int n_cond_names = 0, quiet = 0, opt;
+    int set_cfg = 0, set_temp = 0, set_topk = 0, set_topp = 0;   /* given on the command line */
     hafm_gen_opts go;
     hafm_gen_opts_default(&go);
     go.overlap_seconds = -1.0;   /* default: a quarter of the model's window */
@@ -94,10 +96,11 @@ int hafm_stage_cli(int argc, char **argv, int stage)
             cond_names[n_cond_names++] = optarg;
             break;
         case 'o': out_name = optarg; break;
-        case 's': go.sampler.cfg_scale = (float)hafm_opt_double("-s", optarg, 0.0, 100.0); break;
-        case 'T': go.sampler.temperature = (float)hafm_opt_double("-T", optarg, 0.0, 10.0); break;
-        case 'k': go.sampler.top_k = (int)hafm_opt_long("-k", optarg, 0, 1 << 20); break;
+        case 's': go.sampler.cfg_scale = (float)hafm_opt_double("-s", optarg, 0.0, 100.0); set_cfg = 1; break;
+        case 'T': go.sampler.temperature = (float)hafm_opt_double("-T", optarg, 0.0, 10.0); set_temp = 1; break;
+        case 'k': go.sampler.top_k = (int)hafm_opt_long("-k", optarg, 0, 1 << 20); set_topk = 1; break;
         case 'p':
+            set_topp = 1;
             go.sampler.top_p = (float)hafm_opt_double("-p", optarg, 0.0, 1.0);
             if (go.sampler.top_p <= 0.0f) hafm_usage_error("-p: expected a number in (0, 1], got '%s'", optarg);
             break;
@@ -118,6 +121,11 @@ int hafm_stage_cli(int argc, char **argv, int stage)
     hafm_tf_model *m = hafm_tf_load(model_path, stage);
     if (!m) hafm_die_last();
     const hafm_tf_config *c = &m->cfg;
+    const hafm_tf_sampling *ms = &c->sampling;
+    if (ms->has_cfg_scale && !set_cfg) go.sampler.cfg_scale = ms->cfg_scale;
+    if (ms->has_temperature && !set_temp) go.sampler.temperature = ms->temperature;
+    if (ms->has_top_k && !set_topk) go.sampler.top_k = ms->top_k;
+    if (ms->has_top_p && !set_topp) go.sampler.top_p = ms->top_p;
     if (n_cond_names && n_cond_names != c->n_cond)
         hafm_usage_error("-c: the model has %d conditioning track%s, got %d names", c->n_cond, c->n_cond > 1 ? "s" : "", n_cond_names);
     if (go.overlap_seconds < 0.0) go.overlap_seconds = c->window_seconds / 4.0;

@@ -107,6 +107,14 @@ int hafm_tf_config_validate(const hafm_tf_config *c)
     for (int i = 0; i < c->n_cond; i++)
         if (stream_validate(&c->cond[i], "condition") < 0) return -1;
     if (stream_validate(&c->target, "target") < 0) return -1;
+    const hafm_tf_sampling *sp = &c->sampling;
+    if ((sp->has_cfg_scale && !(sp->cfg_scale >= 0.0f && sp->cfg_scale <= 100.0f)) ||
+        (sp->has_temperature && !(sp->temperature >= 0.0f && sp->temperature <= 10.0f)) ||
+        (sp->has_top_k && (sp->top_k < 0 || sp->top_k > (1 << 20))) ||
+        (sp->has_top_p && !(sp->top_p > 0.0f && sp->top_p <= 1.0f))) {
+        hafm_error("model config: sampling: cfg_scale must be 0..100, temperature 0..10, top_k 0..1048576, top_p in (0, 1]");
+        return -1;
+    }
     int ups = hafm_tf_units_per_second(c);
     double units = c->window_seconds * ups;
     if (!(units >= 1.0 && units <= 1e6) || fabs(units - lround(units)) > 1e-6) {
@@ -142,6 +150,14 @@ char *hafm_tf_config_to_json(const hafm_tf_config *c)
     cJSON *conds = cJSON_AddArrayToObject(o, "conditions");
     for (int i = 0; i < c->n_cond; i++) cJSON_AddItemToArray(conds, stream_json(&c->cond[i]));
     cJSON_AddItemToObject(o, "target", stream_json(&c->target));
+    const hafm_tf_sampling *sp = &c->sampling;
+    if (sp->has_cfg_scale || sp->has_temperature || sp->has_top_k || sp->has_top_p) {
+        cJSON *so = cJSON_AddObjectToObject(o, "sampling");
+        if (sp->has_cfg_scale) cJSON_AddNumberToObject(so, "cfg_scale", sp->cfg_scale);
+        if (sp->has_temperature) cJSON_AddNumberToObject(so, "temperature", sp->temperature);
+        if (sp->has_top_k) cJSON_AddNumberToObject(so, "top_k", sp->top_k);
+        if (sp->has_top_p) cJSON_AddNumberToObject(so, "top_p", sp->top_p);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     char *r = hafm_xstrdup(s);
@@ -177,6 +193,49 @@ static int json_stream(const cJSON *o, hafm_tf_stream *s)
     return 0;
 }
 
+/* Keys of "sampling" are each optional; unknown ones are ignored like other optional config keys. */
+static int json_sampling(const cJSON *o, hafm_tf_sampling *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!cJSON_IsObject(o)) {
+        hafm_error("model config: 'sampling' must be an object");
+        return -1;
+    }
+    static const char *const keys[] = { "cfg_scale", "temperature", "top_k", "top_p" };
+    int *has[] = { &s->has_cfg_scale, &s->has_temperature, &s->has_top_k, &s->has_top_p };
+    for (int i = 0; i < 4; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!v) continue;
+        if (!cJSON_IsNumber(v) || (i == 2 && v->valuedouble != floor(v->valuedouble))) {
+            hafm_error("model config: sampling: '%s' must be a%s number", keys[i], i == 2 ? "n integer" : "");
+            return -1;
+        }
+        *has[i] = 1;
+        double x = v->valuedouble;
+        switch (i) {
+        case 0: s->cfg_scale = (float)x; break;
+        case 1: s->temperature = (float)x; break;
+        case 2: s->top_k = fabs(x) <= 1e9 ? (int)x : -1; break;
+        case 3: s->top_p = (float)x; break;
+        }
+    }
+    return 0;
+}
+
+int hafm_tf_sampling_from_json(hafm_tf_sampling *s, const char *json)
+{
+    cJSON *o = cJSON_Parse(json);
+    int rc = json_sampling(o, s);
+    cJSON_Delete(o);
+    if (rc == 0) {
+        hafm_tf_config c;   /* the ranges are checked in one place */
+        hafm_tf_config_paper(&c, 1);
+        c.sampling = *s;
+        rc = hafm_tf_config_validate(&c);
+    }
+    return rc;
+}
+
 int hafm_tf_config_from_json(hafm_tf_config *c, const char *json)
 {
     memset(c, 0, sizeof *c);
@@ -209,6 +268,8 @@ int hafm_tf_config_from_json(hafm_tf_config *c, const char *json)
     for (int i = 0; i < c->n_cond; i++)
         if (json_stream(cJSON_GetArrayItem(conds, i), &c->cond[i]) < 0) goto out;
     if (json_stream(cJSON_GetObjectItemCaseSensitive(o, "target"), &c->target) < 0) goto out;
+    const cJSON *samp = cJSON_GetObjectItemCaseSensitive(o, "sampling");
+    if (samp && json_sampling(samp, &c->sampling) < 0) goto out;
     rc = hafm_tf_config_validate(c);
 out:
     cJSON_Delete(o);

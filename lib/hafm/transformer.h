@@ -20,6 +20,16 @@ typedef struct {
     int rate;               /* frames per second */
 } hafm_tf_stream;
 
+/* Sampling defaults a model may carry (formats/model.md section 2, "sampling"): the values its
+ * trainer found best on validation data; the has_ flags say which are set. */
+typedef struct {
+    int has_cfg_scale, has_temperature, has_top_k, has_top_p;
+    float cfg_scale;        /* 0..100 */
+    float temperature;      /* 0..10 */
+    int top_k;              /* 0..2^20 */
+    float top_p;            /* (0, 1] */
+} hafm_tf_sampling;
+
 typedef struct {
     int stage;              /* 1..3, 0 = experimental */
     int n_layer, d_model, n_head, d_ff;
@@ -29,6 +39,7 @@ typedef struct {
     int n_cond;
     hafm_tf_stream cond[HAFM_TF_MAX_COND];
     hafm_tf_stream target;
+    hafm_tf_sampling sampling;
 } hafm_tf_config;
 
 /* The paper configuration of stage 1, 2 or 3 (formats/model.md section 2). */
@@ -37,6 +48,8 @@ int hafm_tf_config_validate(const hafm_tf_config *c);
 /* JSON of the config (malloc'd) and back. */
 char *hafm_tf_config_to_json(const hafm_tf_config *c);
 int hafm_tf_config_from_json(hafm_tf_config *c, const char *json);
+/* The "sampling" object (JSON text) into s, replacing it; -1 with hafm_error on bad keys or values. */
+int hafm_tf_sampling_from_json(hafm_tf_sampling *s, const char *json);
 /* The time grid: gcd of all rates (units per second), frames per unit of a stream. */
 int hafm_tf_units_per_second(const hafm_tf_config *c);
 int hafm_tf_frames_per_unit(const hafm_tf_config *c, const hafm_tf_stream *s);

@@ -118,6 +118,36 @@ PY
     [[ "$output" == *"--export-dtype: expected f32, bf16 or f16, got 'f64'"* ]]
 }
 
+@test "--sampling: the model carries sampling defaults that hafm-stage3 uses unless options override them" {
+    "$HAFM_BIN/hafm-train" $COMMON --steps 4 --val "$T/val.hafm" --val-crops 2 --export "$T/plain.safetensors" \
+        -o "$T/c.safetensors" "$T/train.hafm"
+    # re-export the finished checkpoint with defaults: no steps run, validated once
+    "$HAFM_BIN/hafm-train" --resume "$T/c.safetensors" --val "$T/val.hafm" --log "$T/re.jsonl" -q \
+        --sampling '{"temperature":0,"cfg_scale":1}' --export "$T/greedy.safetensors" -o "$T/c2.safetensors" "$T/train.hafm"
+    [ "$(grep -c '"step":4,"val_loss"' "$T/re.jsonl")" -eq 1 ]
+    ! grep -q '"loss"' "$T/re.jsonl"
+    $PY - "$T/greedy.safetensors" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]
+cfg = json.loads(json.loads(f.read(n))['__metadata__']['config'])
+assert cfg['sampling'] == {'cfg_scale': 1, 'temperature': 0}, cfg
+PY
+    "$HAFM_BIN/hafm-tracks" -d accomp.fine "$T/val.hafm" > "$T/in.hafm"
+    gen() { "$HAFM_BIN/hafm-stage3" "$@" "$T/in.hafm" | "$HAFM_BIN/hafm-dump" -f | sed -e 's/"model":"[^"]*",//' -e 's/"seed":[0-9]*//'; }
+    gen -m "$T/greedy.safetensors" -S 1 > "$T/g1"
+    gen -m "$T/plain.safetensors" -S 2 -T 0 -s 1 > "$T/g2"
+    cmp "$T/g1" "$T/g2"
+    grep -q '"cfg_scale":1.0,"temperature":0.0,"top_k":250,"top_p":1.0,' "$T/g1"
+    # options still win over the model's defaults
+    gen -m "$T/greedy.safetensors" -S 1 -T 1 -k 3 | grep -q '"cfg_scale":1.0,"temperature":1.0,"top_k":3,'
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --sampling '{"top_k":-1}' -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--sampling: model config: sampling: cfg_scale must be 0..100, temperature 0..10"* ]]
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --sampling 'temperature=1' -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--sampling: model config: 'sampling' must be an object"* ]]
+}
+
 @test "kill and resume: the loss trajectory and the final checkpoint equal an uninterrupted run" {
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --stop-at 5 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"

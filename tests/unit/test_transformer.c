@@ -62,6 +62,39 @@ static void test_config_json_roundtrip(void **state)
     assert_int_equal(hafm_tf_config_from_json(&d, "not json"), -1);
 }
 
+/* The optional "sampling" object: only the keys given are set, written back unchanged, range-checked. */
+static void test_config_sampling(void **state)
+{
+    (void)state;
+    hafm_tf_config c, d;
+    hafm_tf_config_paper(&c, 1);
+    char *plain = hafm_tf_config_to_json(&c);
+    assert_null(strstr(plain, "sampling"));
+    assert_int_equal(hafm_tf_sampling_from_json(&c.sampling, "{\"temperature\": 1, \"top_k\": 0, \"future_key\": 5}"), 0);
+    assert_true(c.sampling.has_temperature && c.sampling.has_top_k);
+    assert_false(c.sampling.has_cfg_scale || c.sampling.has_top_p);
+    assert_true(c.sampling.temperature == 1.0f && c.sampling.top_k == 0);
+    char *j = hafm_tf_config_to_json(&c);
+    assert_non_null(strstr(j, "\"sampling\":{\"temperature\":1,\"top_k\":0}"));
+    assert_int_equal(hafm_tf_config_from_json(&d, j), 0);
+    assert_memory_equal(&c.sampling, &d.sampling, sizeof c.sampling);
+    free(j);
+    static const char *const bad[] = { "{\"temperature\": 11}", "{\"top_k\": 2.5}", "{\"top_k\": -1}",
+                                       "{\"top_p\": 0}", "{\"cfg_scale\": \"3\"}", "[1]", "{\"top_k\": 1e300}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hafm_tf_sampling s;
+        assert_int_equal(hafm_tf_sampling_from_json(&s, bad[i]), -1);
+    }
+    /* in a config too */
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%.*s,\"sampling\":{\"top_p\":1.5}}", (int)strlen(plain) - 1, plain);
+    assert_int_equal(hafm_tf_config_from_json(&d, buf), -1);
+    snprintf(buf, sizeof buf, "%.*s,\"sampling\":{\"cfg_scale\":5,\"top_p\":0.95}}", (int)strlen(plain) - 1, plain);
+    assert_int_equal(hafm_tf_config_from_json(&d, buf), 0);
+    assert_true(d.sampling.has_cfg_scale && d.sampling.cfg_scale == 5.0f && d.sampling.has_top_p && d.sampling.top_p == 0.95f);
+    free(plain);
+}
+
 /* ---- parity with tests/ref/hafm_ref.py ------------------------------------------------------------ */
 static void check_reference(int stage)
 {
@@ -492,11 +525,13 @@ static void test_gemv(void **state)
     (void)state;
     hafm_rand r;
     hafm_rand_seed(&r, 6);
-    for (int IN = 36; IN <= 37; IN++)   /* even and odd rows (d_ff 1365 is odd) */
+    /* even and odd rows (d_ff 1365 is odd); short rows and rows spanning several vector blocks */
+    static const int ins[] = { 36, 37, 130, 131 };
+    for (size_t n = 0; n < sizeof ins / sizeof ins[0]; n++)
         for (int M = 1; M <= 3; M++) {
-            int OUT = 29;
-            float w[29 * 37], x[3 * 37], b[29], y1[3 * 29], y2[3 * 29], y3[3 * 29];
-            uint16_t wb[29 * 37];
+            int IN = ins[n], OUT = 29;
+            float w[29 * 131], x[3 * 131], b[29], y1[3 * 29], y2[3 * 29], y3[3 * 29];
+            uint16_t wb[29 * 131];
             fill(w, (size_t)OUT * IN, 1.0f, &r);
             fill(x, (size_t)M * IN, 1.0f, &r);
             fill(b, OUT, 1.0f, &r);
@@ -575,6 +610,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paper_param_counts),
         cmocka_unit_test(test_config_json_roundtrip),
+        cmocka_unit_test(test_config_sampling),
         cmocka_unit_test(test_reference_stage1),
         cmocka_unit_test(test_reference_stage2),
         cmocka_unit_test(test_reference_stage3),
