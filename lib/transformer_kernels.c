@@ -180,92 +180,6 @@ static inline float u32f(uint32_t u)
     return v.f;
 }
 
-#ifdef HAVE_AVX2_FMA
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Four weight rows against the two inputs of a guided step. Eight independent accumulators keep
- * both FMA units busy; one row at a time left two dependent chains, bound by the FMA latency at
- * about a third of the memory bandwidth. out0[0..3], out1[0..3]; w [4, IN] bf16 with row stride
- * IN; xe/xo the even and odd elements of each input ([IN / 2]); x0 the inputs for odd IN's tail. */
-static void gemv2_bf16_4rows(float *out0, float *out1, const uint16_t *w, const float *bias, const float *xe0,
-                             const float *xo0, const float *xe1, const float *xo1, const float *x0, int IN)
-{
-    int H2 = IN / 2, K8 = H2 & ~7;
-    const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    const uint16_t *w0 = w, *w1 = w + IN, *w2 = w + 2 * (size_t)IN, *w3 = w + 3 * (size_t)IN;
-#define GEMV2_BF16_ROW(wr, a0, a1)                                                         \
-    do {                                                                                   \
-        __m256i u = _mm256_loadu_si256((const __m256i *)((wr) + 2 * k));                   \
-        __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));                         \
-        __m256 hi = _mm256_castsi256_ps(_mm256_and_si256(u, hi_mask));                     \
-        a0 = _mm256_fmadd_ps(hi, o0, _mm256_fmadd_ps(lo, e0, a0));                         \
-        a1 = _mm256_fmadd_ps(hi, o1, _mm256_fmadd_ps(lo, e1, a1));                         \
-    } while (0)
-    for (int k = 0; k < K8; k += 8) {
-        __m256 e0 = _mm256_loadu_ps(xe0 + k), o0 = _mm256_loadu_ps(xo0 + k);
-        __m256 e1 = _mm256_loadu_ps(xe1 + k), o1 = _mm256_loadu_ps(xo1 + k);
-        GEMV2_BF16_ROW(w0, a00, a10);
-        GEMV2_BF16_ROW(w1, a01, a11);
-        GEMV2_BF16_ROW(w2, a02, a12);
-        GEMV2_BF16_ROW(w3, a03, a13);
-    }
-#undef GEMV2_BF16_ROW
-    float s0[4] = { hsum8(a00), hsum8(a01), hsum8(a02), hsum8(a03) };
-    float s1[4] = { hsum8(a10), hsum8(a11), hsum8(a12), hsum8(a13) };
-    for (int r = 0; r < 4; r++) {
-        const uint16_t *wr = w + (size_t)r * IN;
-        for (int k = K8; k < H2; k++) {
-            float lo = bf16f(wr[2 * k]), hi = bf16f(wr[2 * k + 1]);
-            s0[r] += lo * xe0[k] + hi * xo0[k];
-            s1[r] += lo * xe1[k] + hi * xo1[k];
-        }
-        if (IN & 1) {
-            float wl = bf16f(wr[IN - 1]);
-            s0[r] += wl * x0[IN - 1];
-            s1[r] += wl * x0[2 * IN - 1];
-        }
-        float b = bias ? bias[r] : 0.0f;
-        out0[r] = s0[r] + b;
-        out1[r] = s1[r] + b;
-    }
-}
-
-/* The same for fp32 weights: x0, x1 [IN]. */
-static void gemv2_f32_4rows(float *out0, float *out1, const float *w, const float *bias, const float *x0,
-                            const float *x1, int IN)
-{
-    int K8 = IN & ~7;
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    const float *w0 = w, *w1 = w + IN, *w2 = w + 2 * (size_t)IN, *w3 = w + 3 * (size_t)IN;
-    for (int k = 0; k < K8; k += 8) {
-        __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), wv;
-        wv = _mm256_loadu_ps(w0 + k); a00 = _mm256_fmadd_ps(wv, v0, a00); a10 = _mm256_fmadd_ps(wv, v1, a10);
-        wv = _mm256_loadu_ps(w1 + k); a01 = _mm256_fmadd_ps(wv, v0, a01); a11 = _mm256_fmadd_ps(wv, v1, a11);
-        wv = _mm256_loadu_ps(w2 + k); a02 = _mm256_fmadd_ps(wv, v0, a02); a12 = _mm256_fmadd_ps(wv, v1, a12);
-        wv = _mm256_loadu_ps(w3 + k); a03 = _mm256_fmadd_ps(wv, v0, a03); a13 = _mm256_fmadd_ps(wv, v1, a13);
-    }
-    float s0[4] = { hsum8(a00), hsum8(a01), hsum8(a02), hsum8(a03) };
-    float s1[4] = { hsum8(a10), hsum8(a11), hsum8(a12), hsum8(a13) };
-    for (int r = 0; r < 4; r++) {
-        const float *wr = w + (size_t)r * IN;
-        for (int k = K8; k < IN; k++) {
-            s0[r] += wr[k] * x0[k];
-            s1[r] += wr[k] * x1[k];
-        }
-        float b = bias ? bias[r] : 0.0f;
-        out0[r] = s0[r] + b;
-        out1[r] = s1[r] + b;
-    }
-}
-#endif
-
 /* Rows [o0, o1) of out [M,OUT] = inp [M,IN] weight[OUT,IN]^T + bias, bf16 weights. */
 static void gemv_bf16_rows(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int IN,
                            int OUT, int o0, int o1)
@@ -283,13 +197,7 @@ static void gemv_bf16_rows(float *out, const float *inp, const uint16_t *weight,
             xe1[k] = inp[IN + 2 * k];
             xo1[k] = inp[IN + 2 * k + 1];
         }
-        int o = o0;
-#ifdef HAVE_AVX2_FMA
-        for (; o + 4 <= o1; o += 4)
-            gemv2_bf16_4rows(out + o, out + OUT + o, weight + (size_t)o * IN, bias ? bias + o : NULL, xe0, xo0, xe1, xo1,
-                             inp, IN);
-#endif
-        for (; o < o1; o++) {
+        for (int o = o0; o < o1; o++) {
             const uint16_t *w = weight + (size_t)o * IN;
             const u32_unaligned *wp = (const u32_unaligned *)w;
             float a0 = 0.0f, a1 = 0.0f;
@@ -329,12 +237,7 @@ static void gemv_f32_rows(float *out, const float *inp, const float *weight, con
 {
     if (M == 2) {
         const float *x0 = inp, *x1 = inp + IN;
-        int o = o0;
-#ifdef HAVE_AVX2_FMA
-        for (; o + 4 <= o1; o += 4)
-            gemv2_f32_4rows(out + o, out + OUT + o, weight + (size_t)o * IN, bias ? bias + o : NULL, x0, x1, IN);
-#endif
-        for (; o < o1; o++) {
+        for (int o = o0; o < o1; o++) {
             const float *w = weight + (size_t)o * IN;
             float a0 = 0.0f, a1 = 0.0f;
 #pragma omp simd reduction(+:a0, a1)
