@@ -93,6 +93,8 @@ card += '## Fit\n\n`hafm-kmeans -k %s -b ... --seed %s` (mini-batch k-means); it
 open(os.path.join(M, 'centroids.md'), 'w').write(card)
 
 # ---- stages
+sweep_path = os.path.join(W, 'sampling', 'sampling.tsv')
+sweep = [l.rstrip('\n').split('\t') for l in open(sweep_path)][1:] if os.path.exists(sweep_path) else []
 what = {1: 'Stage 1: vocal semantic tokens -> accompaniment semantic tokens (50 Hz).',
         2: 'Stage 2: vocal and accompaniment semantic tokens -> the accompaniment\'s coarse codec codebooks 1-4 (75 Hz).',
         3: 'Stage 3: coarse codebooks 1-4 -> fine codebooks 5-8 of the accompaniment.'}
@@ -116,6 +118,11 @@ for st in (1, 2, 3):
     card += '![training curves](%s.png)\n\n## Validation (held-out validation songs)\n\n| step | loss | token accuracy |\n|---|---|---|\n' % name
     for l in va:
         card += '| %d | %.4f | %.4f |\n' % (l['step'], l['val_loss'], l['val_acc'])
+    if env.get('SAMPLING'):
+        card += ('\n## Sampling defaults\n\nThe model carries `%s` (`hafm-train --sampling`; the config\'s `sampling`), which '
+                 '`hafm-stage%d` uses unless `-s`, `-T`, `-k` or `-p` is given; the paper\'s 3 / 0.9 / 250 are the fallback. '
+                 'Chosen on validation songs, never the test songs, by `make sampling`%s.\n'
+                 % (env['SAMPLING'], st, ' (examples/train/README.md has the table)' if sweep else ''))
     ex = [l for l in log if 'export_val_loss' in l]
     if ex and va:
         e = ex[-1]

@@ -5,7 +5,9 @@
 #                 (8 codebooks) and with 4 codebooks (3 kbps)
 #   fit.tsv       per song and system: chord fit and beat fit against the song's labels
 #   fad.tsv       FAD of each system's accompaniments against the real test accompaniments,
-#                 with two embeddings (the codec's encoder latent, hubert-tok MFCC features)
+#                 with two embeddings (the codec's encoder latent, hubert-tok MFCC features
+#                 without per-song normalisation: FAD compares the sets' means and covariances,
+#                 which per-song mean/variance normalisation would erase)
 #   usage.tsv     distinct codes per codebook in the test songs' tokens
 #   times.tsv     the time of each pipeline stage over all test songs
 #   eval.json     all of it summarised, with the stages' final validation loss and accuracy
@@ -18,7 +20,7 @@
 # the stages do from what the codec costs.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${CORPUS:?}" "${WORK:?}" "${EVAL_SONGS:=8}" "${SEED:=1}"
-: "${CFG_SCALE:=3}" "${TEMPERATURE:=0.9}" "${TOP_K:=250}" "${FEATURES:=mfcc}"
+: "${CFG_SCALE:=}" "${TEMPERATURE:=}" "${TOP_K:=}" "${FEATURES:=mfcc}"   # empty: the models' own defaults
 E=$WORK/eval
 rm -rf "$E"
 mkdir -p "$E/gen" "$E/coarse" "$E/rec6" "$E/rec3" "$E/valrec6"
@@ -64,7 +66,10 @@ done
 mkdir -p "$E/vocals"
 vocals=()
 for d in "${songs[@]}"; do ln -s "$d/vocal.wav" "$E/vocals/$(basename "$d").wav"; vocals+=("$E/vocals/$(basename "$d").wav"); done
-stage_opts=(-q -S "$SEED" -s "$CFG_SCALE" -T "$TEMPERATURE" -k "$TOP_K")
+stage_opts=(-q -S "$SEED")
+[ -z "$CFG_SCALE" ] || stage_opts+=(-s "$CFG_SCALE")
+[ -z "$TEMPERATURE" ] || stage_opts+=(-T "$TEMPERATURE")
+[ -z "$TOP_K" ] || stage_opts+=(-k "$TOP_K")
 timed hubert-tok "$E/sem.hafm" "$BIN/hubert-tok" -F "$FEATURES" -c "$MODELS/centroids.safetensors" "${vocals[@]}"
 timed hafm-stage1 "$E/s1.hafm" "$BIN/hafm-stage1" -m "$MODELS/stage1.safetensors" "${stage_opts[@]}" "$E/sem.hafm"
 timed hafm-stage2 "$E/s2.hafm" "$BIN/hafm-stage2" -m "$MODELS/stage2.safetensors" "${stage_opts[@]}" "$E/s1.hafm"
@@ -108,7 +113,7 @@ embed() {   # list, embedding, out.hafm
     case $2 in
         encodec) xargs "$BIN/hafm-from-audio" < "$1" | "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" --latent=latent |
                      "$BIN/hafm-tracks" -k latent -o "$3" ;;
-        mfcc) xargs "$BIN/hubert-tok" -F mfcc -e < "$1" | "$BIN/hafm-tracks" -k vocal.features -o "$3" ;;
+        mfcc) xargs "$BIN/hubert-tok" -F mfcc --cmvn none -e < "$1" | "$BIN/hafm-tracks" -k vocal.features -o "$3" ;;
     esac
 }
 printf 'embedding\tsystem\tfad\n' > "$E/fad.tsv"
