@@ -18,7 +18,8 @@ teardown() { rm -rf "$T"; }
     run "$HAFM_BIN/hafm-stage1" --help
     [ "$status" -eq 0 ]
     [[ "$output" == usage:* ]]
-    [[ "$output" == *"--cfg-scale"*"[3]"* ]]
+    [[ "$output" == *"--cfg-scale"*"[model, else 3]"* ]]
+    [[ "$output" == *"Sampling defaults are the model's own"* ]]
     run "$HAFM_BIN/hafm-stage1" --version
     [ "$status" -eq 0 ]
     [[ "$output" == *hafm* ]]
