@@ -113,3 +113,25 @@ void *hafm_aligned_alloc(size_t nbytes)
     }
     return p;
 }
+
+double hafm_read_bandwidth(size_t bytes, int reps)
+{
+    size_t n = bytes / sizeof(float);
+    float *a = hafm_aligned_alloc(n * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);   /* each thread touches the pages it reads */
+    double best = 0.0;
+    volatile float sink = 0.0f;   /* keeps the sums from being optimised away */
+    for (int r = 0; r < reps; r++) {
+        double t0 = hafm_now();
+        float total = 0.0f;
+#pragma omp parallel for simd schedule(static) reduction(+:total)
+        for (size_t i = 0; i < n; i++) total += a[i];
+        double dt = hafm_now() - t0;
+        sink += total;
+        if (dt > 0 && n * sizeof(float) / dt > best) best = n * sizeof(float) / dt;
+    }
+    (void)sink;
+    free(a);
+    return best;
+}

@@ -20,6 +20,11 @@ void hafm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 void hafm_sgemm_omp(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The machine's streaming read rate in bytes per second, measured now: the best of `reps` sums
+ * over `bytes` of memory (much larger than the caches) by the library's threads. Memory-bound
+ * benchmarks judge themselves against it as well as against a quoted figure. */
+double hafm_read_bandwidth(size_t bytes, int reps);
+
 /* One thread pool for a model's run: BLAS goes single-threaded and the library's OpenMP loops
  * (hafm_sgemm_omp among them) do the parallel work, so the BLAS workers do not spin beside the
  * OpenMP threads. Returns the BLAS thread count to hand back to hafm_blas_single_end. */

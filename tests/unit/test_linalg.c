@@ -76,12 +76,28 @@ static void test_sgemv(void **state)
     assert_string_equal(hafm_backend_name(), "openblas");
 }
 
+/* The read-rate probe reads what it says: a plausible rate, and more bytes take longer. */
+static void test_read_bandwidth(void **state)
+{
+    (void)state;
+    double bw = hafm_read_bandwidth((size_t)16 << 20, 3);
+    printf("# read bandwidth over 16 MiB: %.1f GB/s\n", bw / 1e9);
+    assert_true(bw > 1e8 && bw < 1e13);
+    double t0 = hafm_now();
+    hafm_read_bandwidth((size_t)64 << 20, 1);
+    double t_big = hafm_now() - t0;
+    t0 = hafm_now();
+    hafm_read_bandwidth((size_t)1 << 20, 1);
+    assert_true(hafm_now() - t0 < t_big);
+}
+
 int main(void)
 {
     hafm_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_cases),
         cmocka_unit_test(test_sgemv),
+        cmocka_unit_test(test_read_bandwidth),
     };
     return cmocka_run_group_tests_name("linalg", tests, NULL, NULL);
 }
