@@ -345,7 +345,7 @@ hafm_tf_model *hafm_tf_new(const hafm_tf_config *c)
         snprintf(name, sizeof name, "head.%d.bias", q);
         add_tensor(m, &cap, name, 1, c->target.vocab, 0, 0);
     }
-    m->params = hafm_aligned_alloc(m->n_params * sizeof(float));
+    m->params = hafm_stream_alloc(m->n_params * sizeof(float));
     memset(m->params, 0, m->n_params * sizeof(float));
     hafm_tf_views(m, m->params, &m->w);
     return m;
@@ -417,7 +417,7 @@ void hafm_tf_init_random(hafm_tf_model *m, uint64_t seed)
 void hafm_tf_enable_bf16(hafm_tf_model *m)
 {
     if (m->params_bf16) return;
-    m->params_bf16 = hafm_aligned_alloc(m->n_params * sizeof(uint16_t));
+    m->params_bf16 = hafm_stream_alloc(m->n_params * sizeof(uint16_t));
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < m->n_params; i++) m->params_bf16[i] = hafm_f32_to_bf16(m->params[i]);
 }

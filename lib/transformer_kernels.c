@@ -133,6 +133,16 @@ void hafm_geglu_forward(float *out, const float *inp, int N, int F)
     }
 }
 
+void hafm_geglu_forward_part(float *out, const float *inp, int N, int F, int part, int parts)
+{   /* inp [N,2F], out [N,F]: units [part F / parts, (part + 1) F / parts) of every row */
+    int i0 = (int)((int64_t)F * part / parts), i1 = (int)((int64_t)F * (part + 1) / parts);
+    for (int n = 0; n < N; n++) {
+        const float *a = inp + (size_t)n * 2 * F, *b = a + F;
+        float *y = out + (size_t)n * F;
+        for (int i = i0; i < i1; i++) y[i] = gelu(a[i]) * b[i];
+    }
+}
+
 void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N, int F)
 {   /* dinp [N,2F] overwritten */
 #pragma omp parallel for schedule(static)

@@ -286,12 +286,14 @@ hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len, int
     k->max_len = max_len;
     size_t kv = (size_t)c->n_layer * B * max_len * d;
     if (kv_bf16) {
-        k->Kh = hafm_aligned_alloc(kv * sizeof(uint16_t));
-        k->Vh = hafm_aligned_alloc(kv * sizeof(uint16_t));
+        k->Kh = hafm_stream_alloc(kv * sizeof(uint16_t));
+        k->Vh = hafm_stream_alloc(kv * sizeof(uint16_t));
         k->kn = falloc(R * d);
     } else {
-        k->K = falloc(kv);
-        k->V = falloc(kv);
+        k->K = hafm_stream_alloc(kv * sizeof(float));
+        k->V = hafm_stream_alloc(kv * sizeof(float));
+        memset(k->K, 0, kv * sizeof(float));
+        memset(k->V, 0, kv * sizeof(float));
     }
     k->buckets = bucket_table(c, max_len);
     k->x = falloc(R * d);
@@ -420,7 +422,7 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
             hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->ff1, k->ln, w->ffn_in_w, w->ffn_in_b, R, d, 2 * F, tid, nt);
             hafm_team_wait(&bar);
-            if (tid == 0) hafm_geglu_forward(k->ffg, k->ff1, R, F);
+            hafm_geglu_forward_part(k->ffg, k->ff1, R, F, tid, nt);
             hafm_team_wait(&bar);
             gemv_part(m, use_bf16, k->tmp, k->ffg, w->ffn_out_w, w->ffn_out_b, R, F, d, tid, nt);
             hafm_team_wait(&bar);

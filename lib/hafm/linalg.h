@@ -48,5 +48,8 @@ void hafm_backend_init(void);
 
 /* ---- small float helpers used by many models --------------------------------------------- */
 void *hafm_aligned_alloc(size_t nbytes);   /* 64-byte aligned, dies on OOM; free with free() */
+/* For large buffers streamed every step (decode weights, KV caches): 2 MiB aligned and, from
+ * 4 MiB, asked for transparent huge pages; dies on OOM; free with free(). */
+void *hafm_stream_alloc(size_t nbytes);
 
 #endif

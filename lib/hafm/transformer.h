@@ -154,6 +154,8 @@ void hafm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float
 void hafm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                            const float *weight, const float *rstd, int N, int C);
 void hafm_geglu_forward(float *out, const float *inp, int N, int F);
+/* The same for a share of the units, for a thread of a team (decode steps). */
+void hafm_geglu_forward_part(float *out, const float *inp, int N, int F, int part, int parts);
 void hafm_geglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
 void hafm_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IN, int OUT);
 void hafm_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
