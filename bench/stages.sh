@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The stage Transformers at paper size (12 layers, d 512, random weights), 2 threads:
 #  - CFG decoding (batch 2) in tokens/s against the memory bound (weight bytes read per token /
-#    50 GB/s), bfloat16 and float32 weights, and the bf16 logit error;
+#    50 GB/s, the issue's definition), the same at the read rate measured now, and that rate over
+#    weights plus the KV cache a step reads (dominant at long contexts); bfloat16 and float32
+#    weights, and the bf16 logit error;
 #  - training tokens/s (forward, backward, AdamW) at batch 8 x 1025 tokens;
 #  - the full 3-stage chain for a 10 s vocal (500 + 3000 + 3000 generated tokens).
 # Baselines from the issue (Debian python3-torch 1.13 CPU on this model, same machine):

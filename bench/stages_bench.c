@@ -78,16 +78,19 @@ static int decode_bench(int stage, int context, int steps)
         err = fmax(err, fabs(lb[i] - lf[i]));
         lmax = fmax(lmax, fabs(lf[i]));
     }
-    /* the bound at the quoted 50 GB/s, and at the read rate this machine gives now */
+    /* the bound at the quoted 50 GB/s, and at the read rate this machine gives now; at long
+     * contexts the step also reads the KV cache (keys and values of every layer, both CFG rows),
+     * so the bound counting it is printed too (cache bytes at the mid context of the run) */
     double bw = hafm_read_bandwidth((size_t)512 << 20, 3);
-    double bound_bf = 50e9 / weight_bytes_per_token(m, 2), bound_f = 50e9 / weight_bytes_per_token(m, 4);
-    double now_bf = bw / weight_bytes_per_token(m, 2), now_f = bw / weight_bytes_per_token(m, 4);
-    printf("bench stage%d_decode_cfg_bf16_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound at 50 GB/s, %.0f%% of %.0f at the %.1f GB/s "
-           "read now; PyTorch 1.13 CPU 12, best 45: %.1fx)\n",
-           stage, context, rate[1], 100 * rate[1] / bound_bf, bound_bf, 100 * rate[1] / now_bf, now_bf, bw / 1e9, rate[1] / 45.0);
-    printf("bench stage%d_decode_cfg_fp32_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound at 50 GB/s, %.0f%% of %.0f at the %.1f GB/s "
-           "read now; PyTorch 1.13 CPU best 45: %.1fx)\n",
-           stage, context, rate[0], 100 * rate[0] / bound_f, bound_f, 100 * rate[0] / now_f, now_f, bw / 1e9, rate[0] / 45.0);
+    double kv_elems = 2.0 * m->cfg.n_layer * B * m->cfg.d_model * (context + steps / 2.0);
+    for (int bf = 1; bf >= 0; bf--) {
+        double wbytes = weight_bytes_per_token(m, bf ? 2 : 4), kvbytes = kv_elems * (bf ? 2 : 4);
+        double bound50 = 50e9 / wbytes, bound_now = bw / wbytes, bound_kv = bw / (wbytes + kvbytes);
+        printf("bench stage%d_decode_cfg_%s_ctx%d: %.1f tokens/s  (%.0f%% of the %.0f tokens/s memory bound at 50 GB/s, %.0f%% of %.0f at the "
+               "%.1f GB/s read now, %.0f%% of %.0f counting the KV cache too: %.0f + %.0f MB a token; PyTorch 1.13 CPU best 45: %.1fx)\n",
+               stage, bf ? "bf16" : "fp32", context, rate[bf], 100 * rate[bf] / bound50, bound50, 100 * rate[bf] / bound_now, bound_now,
+               bw / 1e9, 100 * rate[bf] / bound_kv, bound_kv, wbytes / 1e6, kvbytes / 1e6, rate[bf] / 45.0);
+    }
     printf("bench stage%d_decode_cfg_bf16_ctx%d_cpu: %.1f tokens per CPU-second  (%d threads; wall figures above include time lost to other load)\n",
            stage, context, cpu_rate[1], hafm_get_threads());
     printf("bench stage%d_decode_cfg_fp32_ctx%d_cpu: %.1f tokens per CPU-second  (%d threads)\n", stage, context, cpu_rate[0],

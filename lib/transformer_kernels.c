@@ -334,10 +334,18 @@ static inline __m256 bf16x8(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* s[j] = scale * q . k_j + bias(j) for j <= pi, keys bf16 rows of 64 (a head of d 512 / 8):
- * eight keys at a time, their eight dot products reduced together. Returns the maximum. */
-static float scores_bf16_hd64(float *s, const float *q, const uint16_t *kb, int pi, float scale,
-                              const float *rel_bias, const int *buckets, int H, int h)
+/* One 8-float slice of a key or value row: bf16 rows of 64 (head-major cache) or fp32 rows
+ * with a stride (the fp32 cache, [pos, d] with the head's 64 columns). */
+static inline __m256 kv8(const uint16_t *hrow, const float *frow, int i)
+{
+    return hrow ? bf16x8(hrow + i) : _mm256_loadu_ps(frow + i);
+}
+
+/* s[j] = scale * q . k_j + bias(j) for j <= pi, keys rows of 64 (a head of d 512 / 8), bf16
+ * (kb, contiguous) or fp32 (kf, rows ld apart): eight keys at a time, their eight dot products
+ * reduced together. Returns the maximum. */
+static float scores_hd64(float *s, const float *q, const uint16_t *kb, const float *kf, int64_t ld, int pi,
+                         float scale, const float *rel_bias, const int *buckets, int H, int h)
 {
     __m256 q0 = _mm256_loadu_ps(q), q1 = _mm256_loadu_ps(q + 8), q2 = _mm256_loadu_ps(q + 16),
            q3 = _mm256_loadu_ps(q + 24), q4 = _mm256_loadu_ps(q + 32), q5 = _mm256_loadu_ps(q + 40),
@@ -347,15 +355,16 @@ static float scores_bf16_hd64(float *s, const float *q, const uint16_t *kb, int 
     for (; j + 8 <= pi + 1; j += 8) {
         __m256 acc[8];
         for (int r = 0; r < 8; r++) {
-            const uint16_t *kj = kb + (size_t)(j + r) * 64;
-            __m256 a = _mm256_mul_ps(q0, bf16x8(kj));
-            a = _mm256_fmadd_ps(q1, bf16x8(kj + 8), a);
-            a = _mm256_fmadd_ps(q2, bf16x8(kj + 16), a);
-            a = _mm256_fmadd_ps(q3, bf16x8(kj + 24), a);
-            a = _mm256_fmadd_ps(q4, bf16x8(kj + 32), a);
-            a = _mm256_fmadd_ps(q5, bf16x8(kj + 40), a);
-            a = _mm256_fmadd_ps(q6, bf16x8(kj + 48), a);
-            acc[r] = _mm256_fmadd_ps(q7, bf16x8(kj + 56), a);
+            const uint16_t *kh = kb ? kb + (size_t)(j + r) * 64 : NULL;
+            const float *kj = kb ? NULL : kf + (size_t)(j + r) * ld;
+            __m256 a = _mm256_mul_ps(q0, kv8(kh, kj, 0));
+            a = _mm256_fmadd_ps(q1, kv8(kh, kj, 8), a);
+            a = _mm256_fmadd_ps(q2, kv8(kh, kj, 16), a);
+            a = _mm256_fmadd_ps(q3, kv8(kh, kj, 24), a);
+            a = _mm256_fmadd_ps(q4, kv8(kh, kj, 32), a);
+            a = _mm256_fmadd_ps(q5, kv8(kh, kj, 40), a);
+            a = _mm256_fmadd_ps(q6, kv8(kh, kj, 48), a);
+            acc[r] = _mm256_fmadd_ps(q7, kv8(kh, kj, 56), a);
         }
         /* transpose-and-add: lane r of the result is the sum of acc[r] */
         __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
@@ -370,30 +379,37 @@ static float scores_bf16_hd64(float *s, const float *q, const uint16_t *kb, int 
         }
     }
     for (; j <= pi; j++) {
-        const uint16_t *kj = kb + (size_t)j * 64;
         float a = 0.0f;
-        for (int i = 0; i < 64; i++) a += q[i] * bf16f(kj[i]);
+        if (kb) {
+            const uint16_t *kj = kb + (size_t)j * 64;
+            for (int i = 0; i < 64; i++) a += q[i] * bf16f(kj[i]);
+        } else {
+            const float *kj = kf + (size_t)j * ld;
+            for (int i = 0; i < 64; i++) a += q[i] * kj[i];
+        }
         s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
         if (s[j] > mx) mx = s[j];
     }
     return mx;
 }
 
-/* o[64] = sum_j p[j] * v_j, values bf16 rows of 64, the output in registers throughout */
-static void weighted_values_bf16_hd64(float *o, const float *p, const uint16_t *vb, int n)
+/* o[64] = sum_j p[j] * v_j, values bf16 rows of 64 (vb) or fp32 rows ld apart (vf), the output
+ * in registers throughout */
+static void weighted_values_hd64(float *o, const float *p, const uint16_t *vb, const float *vf, int64_t ld, int n)
 {
     __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
     for (int j = 0; j < n; j++) {
-        const uint16_t *vj = vb + (size_t)j * 64;
+        const uint16_t *vh = vb ? vb + (size_t)j * 64 : NULL;
+        const float *vj = vb ? NULL : vf + (size_t)j * ld;
         __m256 w = _mm256_set1_ps(p[j]);
-        o0 = _mm256_fmadd_ps(w, bf16x8(vj), o0);
-        o1 = _mm256_fmadd_ps(w, bf16x8(vj + 8), o1);
-        o2 = _mm256_fmadd_ps(w, bf16x8(vj + 16), o2);
-        o3 = _mm256_fmadd_ps(w, bf16x8(vj + 24), o3);
-        o4 = _mm256_fmadd_ps(w, bf16x8(vj + 32), o4);
-        o5 = _mm256_fmadd_ps(w, bf16x8(vj + 40), o5);
-        o6 = _mm256_fmadd_ps(w, bf16x8(vj + 48), o6);
-        o7 = _mm256_fmadd_ps(w, bf16x8(vj + 56), o7);
+        o0 = _mm256_fmadd_ps(w, kv8(vh, vj, 0), o0);
+        o1 = _mm256_fmadd_ps(w, kv8(vh, vj, 8), o1);
+        o2 = _mm256_fmadd_ps(w, kv8(vh, vj, 16), o2);
+        o3 = _mm256_fmadd_ps(w, kv8(vh, vj, 24), o3);
+        o4 = _mm256_fmadd_ps(w, kv8(vh, vj, 32), o4);
+        o5 = _mm256_fmadd_ps(w, kv8(vh, vj, 40), o5);
+        o6 = _mm256_fmadd_ps(w, kv8(vh, vj, 48), o6);
+        o7 = _mm256_fmadd_ps(w, kv8(vh, vj, 56), o7);
     }
     _mm256_storeu_ps(o, o0); _mm256_storeu_ps(o + 8, o1); _mm256_storeu_ps(o + 16, o2); _mm256_storeu_ps(o + 24, o3);
     _mm256_storeu_ps(o + 32, o4); _mm256_storeu_ps(o + 40, o5); _mm256_storeu_ps(o + 48, o6); _mm256_storeu_ps(o + 56, o7);
@@ -420,14 +436,16 @@ void hafm_attention_decode_part(float *out, float *lse, const float *q, const fl
         float mx = -INFINITY;
         float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
 #ifdef HAVE_AVX2_FMA
-        if (kh && hd == 64) {
-            const uint16_t *kb = kh + ((size_t)b * H + h) * max_len * hd;
-            mx = scores_bf16_hd64(s, qi, kb, pi, scale, rel_bias, buckets, H, h);
+        if (hd == 64) {   /* d 512 / 8 heads, every paper-size stage */
+            const uint16_t *kb = kh ? kh + ((size_t)b * H + h) * max_len * hd : NULL;
+            const uint16_t *vb = vh ? vh + ((size_t)b * H + h) * max_len * hd : NULL;
+            const float *kf = kh ? NULL : k + b * k_bstride + h * hd, *vf = vh ? NULL : v + b * v_bstride + h * hd;
+            mx = scores_hd64(s, qi, kb, kf, ld_k, pi, scale, rel_bias, buckets, H, h);
             float sum = 0.0f;
             for (int j = 0; j <= pi; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
             float inv = 1.0f / sum;
             for (int j = 0; j <= pi; j++) s[j] *= inv;
-            weighted_values_bf16_hd64(o, s, vh + ((size_t)b * H + h) * max_len * hd, pi + 1);
+            weighted_values_hd64(o, s, vb, vf, ld_v, pi + 1);
             if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
             continue;
         }
