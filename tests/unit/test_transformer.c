@@ -337,7 +337,7 @@ static void test_fd_attention(void **state)
 
 /* The bf16-cache decode path (head size 64 takes the AVX2 kernel: eight keys a time, the output in
  * registers; the tail of fewer than eight keys the plain loop) equals the fp32 path over the same
- * keys and values rounded to bf16. */
+ * keys and values rounded to bf16 (test_attention_hd64_decode checks that kernel against sgemm). */
 static void test_attention_bf16kv_decode(void **state)
 {
     (void)state;
@@ -372,6 +372,40 @@ static void test_attention_bf16kv_decode(void **state)
         printf("# bf16-cache decode vs fp32 path, %2d keys: max_diff=%.3g\n", Lk, md);
         assert_true(md < 1e-5);
         free(q); free(kf); free(vf); free(rb); free(o16); free(o32); free(kh); free(vh); free(bk);
+    }
+}
+
+/* The head-size-64 decode kernel (fp32 keys and values with a row stride, register blocking, the
+ * vectorised exp) against the sgemm path with libm's expf: the last query of a full causal pass
+ * over the same keys equals one decode step at that position. Tails of every length, and a long
+ * context where the scores span many blocks of eight. */
+static void test_attention_hd64_decode(void **state)
+{
+    (void)state;
+    const int B = 2, H = 2, hd = 64, d = H * hd, NB = 32, maxd = 128;
+    const int lengths[] = { 9, 16, 23, 37, 300 };
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        int Lk = lengths[li];
+        hafm_rand r;
+        hafm_rand_seed(&r, 100 + (uint64_t)Lk);
+        int *bk = malloc((size_t)Lk * sizeof *bk);
+        for (int n = 0; n < Lk; n++) bk[n] = hafm_rel_bucket(n, NB, maxd);
+        float *q = malloc((size_t)B * Lk * d * 4), *k = malloc((size_t)B * Lk * d * 4), *v = malloc((size_t)B * Lk * d * 4);
+        float *rb = malloc((size_t)NB * H * 4), *full = malloc((size_t)B * Lk * d * 4), *step = malloc((size_t)B * d * 4);
+        float *qlast = malloc((size_t)B * d * 4);
+        fill(q, (size_t)B * Lk * d, 1.0f, &r);
+        fill(k, (size_t)B * Lk * d, 1.0f, &r);
+        fill(v, (size_t)B * Lk * d, 1.0f, &r);
+        fill(rb, (size_t)NB * H, 2.0f, &r);   /* large biases: scores far below the maximum, exp near 0 */
+        hafm_attention_forward(full, NULL, q, k, v, d, d, (int64_t)Lk * d, (int64_t)Lk * d, rb, bk, B, Lk, 0, d, H);
+        for (int b = 0; b < B; b++) memcpy(qlast + (size_t)b * d, q + ((size_t)b * Lk + Lk - 1) * d, (size_t)d * 4);
+        hafm_attention_forward(step, NULL, qlast, k, v, d, d, (int64_t)Lk * d, (int64_t)Lk * d, rb, bk, B, 1, Lk - 1, d, H);
+        double md = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < d; i++) md = fmax(md, fabs(step[(size_t)b * d + i] - full[((size_t)b * Lk + Lk - 1) * d + i]));
+        printf("# hd-64 decode step vs sgemm path, %3d keys: max_diff=%.3g\n", Lk, md);
+        assert_true(md < 1e-5);
+        free(q); free(k); free(v); free(rb); free(full); free(step); free(qlast); free(bk);
     }
 }
 
@@ -618,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_fd_geglu_linear),
         cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_attention_bf16kv_decode),
+        cmocka_unit_test(test_attention_hd64_decode),
         cmocka_unit_test(test_fd_whole_model),
         cmocka_unit_test(test_kv_cache),
         cmocka_unit_test(test_gemv),
