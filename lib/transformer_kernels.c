@@ -391,6 +391,7 @@ static float scores_hd64(float *s, const float *q, const uint16_t *kb, const flo
            q3 = _mm256_loadu_ps(q + 24), q4 = _mm256_loadu_ps(q + 32), q5 = _mm256_loadu_ps(q + 40),
            q6 = _mm256_loadu_ps(q + 48), q7 = _mm256_loadu_ps(q + 56);
     float mx = -INFINITY;
+    __m256 vmx = _mm256_set1_ps(-INFINITY);
     int j = 0;
     for (; j + 8 <= pi + 1; j += 8) {
         __m256 acc[8];
@@ -411,13 +412,24 @@ static float scores_hd64(float *s, const float *q, const uint16_t *kb, const flo
         __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
         __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
         __m256 lo = _mm256_permute2f128_ps(u0, u1, 0x20), hi = _mm256_permute2f128_ps(u0, u1, 0x31);
-        __m256 dots = _mm256_add_ps(lo, hi);
-        _mm256_storeu_ps(s + j, _mm256_mul_ps(dots, _mm256_set1_ps(scale)));
-        for (int r = 0; r < 8; r++) {
-            s[j + r] += rel_bias[buckets[pi - j - r] * H + h];
-            if (s[j + r] > mx) mx = s[j + r];
+        __m256 dots = _mm256_mul_ps(_mm256_add_ps(lo, hi), _mm256_set1_ps(scale));
+        if (buckets[pi - j] == buckets[pi - j - 7]) {
+            /* buckets grow with distance, so the eight keys share one: at long contexts nearly
+             * every block is past the last bucket's distance */
+            dots = _mm256_add_ps(dots, _mm256_set1_ps(rel_bias[buckets[pi - j] * H + h]));
+            _mm256_storeu_ps(s + j, dots);
+            vmx = _mm256_max_ps(vmx, dots);
+        } else {
+            _mm256_storeu_ps(s + j, dots);
+            for (int r = 0; r < 8; r++) {
+                s[j + r] += rel_bias[buckets[pi - j - r] * H + h];
+                if (s[j + r] > mx) mx = s[j + r];
+            }
         }
     }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmx);
+    for (int r = 0; r < 8; r++) mx = lanes[r] > mx ? lanes[r] : mx;
     for (; j <= pi; j++) {
         float a = 0.0f;
         if (kb) {
@@ -433,9 +445,10 @@ static float scores_hd64(float *s, const float *q, const uint16_t *kb, const flo
     return mx;
 }
 
-/* o[64] = sum_j p[j] * v_j, values bf16 rows of 64 (vb) or fp32 rows ld apart (vf), the output
- * in registers throughout */
-static void weighted_values_hd64(float *o, const float *p, const uint16_t *vb, const float *vf, int64_t ld, int n)
+/* o[64] = scale * sum_j p[j] * v_j, values bf16 rows of 64 (vb) or fp32 rows ld apart (vf), the
+ * output in registers throughout (the softmax's normalisation is the scale: one pass less) */
+static void weighted_values_hd64(float *o, const float *p, const uint16_t *vb, const float *vf, int64_t ld, int n,
+                                 float scale)
 {
     __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
     for (int j = 0; j < n; j++) {
@@ -451,8 +464,11 @@ static void weighted_values_hd64(float *o, const float *p, const uint16_t *vb, c
         o6 = _mm256_fmadd_ps(w, kv8(vh, vj, 48), o6);
         o7 = _mm256_fmadd_ps(w, kv8(vh, vj, 56), o7);
     }
-    _mm256_storeu_ps(o, o0); _mm256_storeu_ps(o + 8, o1); _mm256_storeu_ps(o + 16, o2); _mm256_storeu_ps(o + 24, o3);
-    _mm256_storeu_ps(o + 32, o4); _mm256_storeu_ps(o + 40, o5); _mm256_storeu_ps(o + 48, o6); _mm256_storeu_ps(o + 56, o7);
+    __m256 c = _mm256_set1_ps(scale);
+    _mm256_storeu_ps(o, _mm256_mul_ps(c, o0)); _mm256_storeu_ps(o + 8, _mm256_mul_ps(c, o1));
+    _mm256_storeu_ps(o + 16, _mm256_mul_ps(c, o2)); _mm256_storeu_ps(o + 24, _mm256_mul_ps(c, o3));
+    _mm256_storeu_ps(o + 32, _mm256_mul_ps(c, o4)); _mm256_storeu_ps(o + 40, _mm256_mul_ps(c, o5));
+    _mm256_storeu_ps(o + 48, _mm256_mul_ps(c, o6)); _mm256_storeu_ps(o + 56, _mm256_mul_ps(c, o7));
 }
 #endif
 
@@ -481,9 +497,8 @@ void hafm_attention_decode_part(float *out, float *lse, const float *q, const fl
             const uint16_t *vb = vh ? vh + ((size_t)b * H + h) * max_len * hd : NULL;
             const float *kf = kh ? NULL : k + b * k_bstride + h * hd, *vf = vh ? NULL : v + b * v_bstride + h * hd;
             mx = scores_hd64(s, qi, kb, kf, ld_k, pi, scale, rel_bias, buckets, H, h);
-            float sum = exp_shift_sum(s, pi + 1, mx), inv = 1.0f / sum;
-            for (int j = 0; j <= pi; j++) s[j] *= inv;
-            weighted_values_hd64(o, s, vb, vf, ld_v, pi + 1);
+            float sum = exp_shift_sum(s, pi + 1, mx);
+            weighted_values_hd64(o, s, vb, vf, ld_v, pi + 1, 1.0f / sum);
             if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
             continue;
         }
