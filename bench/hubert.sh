@@ -13,7 +13,7 @@ out=$("${HAFM_BENCHBIN:-$top/build/release/bench}"/bench_hubert \
 echo "$out"
 if /usr/bin/python3 -c 'import torchaudio' 2> /dev/null; then
     ours=$(sed -n 's/^bench hubert_base_L9_10s: \([0-9.]*\) s.*/\1/p' <<< "$out")
-    dflt=$(OMP_NUM_THREADS=2 /usr/bin/python3 "$top/bench/torchaudio_hubert.py" 10)
+    dflt=$(env -u OMP_WAIT_POLICY OMP_NUM_THREADS=2 /usr/bin/python3 "$top/bench/torchaudio_hubert.py" 10)   # its defaults, whatever the caller exported
     passive=$(OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive /usr/bin/python3 "$top/bench/torchaudio_hubert.py" 10)
     awk -v o="$ours" -v d="$dflt" -v p="$passive" 'BEGIN {
         printf "bench torchaudio_L9_10s_same_run: %.3f s  (hafm %.2fx faster; torchaudio 0.13.1 defaults, 2 threads)\n", d, d / o
