@@ -8,10 +8,18 @@ commit=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unk
 hours=$(make -s --no-print-directory -C "$CORPUS" hours 2>/dev/null || true)
 export commit hours
 python3 - <<'PY'
-import json, os, re
+import csv, json, os, re
 env = os.environ
 M, W, C = env['MODELS'], env['WORK'], env['CORPUS']
 ev = json.load(open(os.path.join(W, 'eval', 'eval.json')))
+per_song = {}   # song -> system -> {chord_fit, beat_fit}, from the eval's per-song table
+fit_tsv = os.path.join(W, 'eval', 'fit.tsv')
+if os.path.exists(fit_tsv):
+    for r in csv.DictReader(open(fit_tsv), delimiter='\t'):
+        try:
+            per_song.setdefault(r['song'], {})[r['system']] = {k: float(r[k]) for k in ('chord_fit', 'beat_fit')}
+        except ValueError:
+            pass
 def count(split):
     p = os.path.join(C, 'lists', split + '.txt')
     return sum(1 for _ in open(p)) if os.path.exists(p) else 0
@@ -71,7 +79,7 @@ card += ('## Measured on the %d held-out test songs (`make eval`)\n\n| bandwidth
          % len(ev['songs']))
 for kb, r in c.items():
     card += '| %s | %d | %s | %s |\n' % (kb, r['codebooks'], r['si_sdr_db'], r['mel_distance'])
-card += '\nCodes of the test songs\' accompaniments: ' + ', '.join(
+card += '\nCodes of the corpus\'s own test songs\' accompaniments (their tokens): ' + ', '.join(
     '%s codebook %d: %d distinct (the most frequent %.1f %%)' % (u['track'], u['codebook'], u['distinct'], 100 * u['top_share'])
     for u in ev.get('codebook_usage', [])) + '.\n'
 card += ('\nSI-SDR of the reconstruction against the true accompaniment (means removed); log-mel distance: mean '
@@ -150,19 +158,31 @@ for st in (1, 2, 3):
              'codebooks 1-4 decoded; random: the real accompaniment of another song (for FAD: of validation '
              'songs); real: the song\'s own accompaniment; *_coded: the same through the codec at 6 kbps, '
              'which generated audio passes too.\n')
+    def paired_se(k, base):   # standard error of the per-song difference generated - base
+        d = [per_song[sg]['generated'][k] - per_song[sg][base][k] for sg in per_song
+             if 'generated' in per_song[sg] and base in per_song[sg]]
+        if len(d) < 2: return None
+        mu = sum(d) / len(d)
+        return (sum((x - mu) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
     def verdict(base):
         if base not in f: return ''
         parts = []
         for k, nm in (('chord_fit', 'chord fit'), ('beat_fit', 'beat fit')):
             g, b = f['generated'][k], f[base][k]
             if g is None or b is None: continue
-            parts.append('%s %+.4f (%s)' % (nm, g - b, 'better' if g > b else 'not better'))
+            se = paired_se(k, base)
+            if se is None:
+                word = 'better' if g > b else 'not better'
+            else:   # beyond two standard errors, or not
+                word = 'better' if g - b > 2 * se else 'worse' if g - b < -2 * se else 'within two standard errors'
+            parts.append('%s %+.4f%s (%s)' % (nm, g - b, ' +- %.4f' % se if se is not None else '', word))
         for emb, r in ev['fad'].items():
             if base in r:
                 parts.append('FAD %s %.3gx of it (%s)' % (emb, r['generated'] / r[base] if r[base] else float('nan'),
                                                           'better' if r['generated'] < r[base] else 'not better'))
         return '- against %s: %s.\n' % (base, '; '.join(parts))
-    card += '\nGenerated against the random baselines:\n\n' + verdict('random') + verdict('random_coded')
+    card += ('\nGenerated against the random baselines (fit differences: mean over songs +- its standard '
+             'error):\n\n' + verdict('random') + verdict('random_coded'))
     open(os.path.join(M, name + '.md'), 'w').write(card)
 print('cards written to', M)
 PY

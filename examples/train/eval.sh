@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# examples/train/eval.sh - measured quality of the trained models on the held-out test songs
-# (run by `make eval`; the variables come from the Makefile). Writes $WORK/eval/:
+# examples/train/eval.sh - measured quality of the trained models on held-out test songs (run by
+# `make eval`; the variables come from the Makefile). The songs are the first EVAL_SONGS of the
+# test split of SEED, by index, past the training corpus too (examples/corpus `heldout`: the
+# corpus's own test split is only about 5 % of SONGS, too few for a set measure like FAD).
+# Writes $WORK/eval/:
 #   codec.tsv     per song: SI-SDR and log-mel distance of the codec's reconstruction at 6 kbps
 #                 (8 codebooks) and with 4 codebooks (3 kbps)
 #   fit.tsv       per song and system: chord fit and beat fit against the song's labels
@@ -13,18 +16,21 @@
 #   eval.json     all of it summarised, with the stages' final validation loss and accuracy
 # Systems: 'generated' (the 3-stage pipeline), 'coarse' (stages 1-2 only, codebooks 1-4 decoded:
 # the paper's coarse-only ablation), 'random' (the real accompaniment of another test song, the
-# paper's random baseline; for FAD the real accompaniments of validation songs, since the test
-# songs' own accompaniments are the reference set), 'real' (the song's own accompaniment: the
+# paper's random baseline; for FAD the real accompaniments of as many held-out validation-split
+# songs, since the test songs' own accompaniments are the reference set), 'real' (the song's own accompaniment: the
 # ceiling of the fit measures). 'random_coded' and 'real_coded' are the same through the codec
 # (encodec-enc -b 6 | encodec-dec): generated audio passes the codec too, so these separate what
 # the stages do from what the codec costs.
 set -euo pipefail
-: "${BIN:?}" "${MODELS:?}" "${CORPUS:?}" "${WORK:?}" "${EVAL_SONGS:=8}" "${SEED:=1}"
+: "${BIN:?}" "${MODELS:?}" "${CORPUS:?}" "${WORK:?}" "${EVAL_SONGS:=40}" "${SEED:=1}"
 : "${CFG_SCALE:=}" "${TEMPERATURE:=}" "${TOP_K:=}" "${FEATURES:=mfcc}"   # empty: the models' own defaults
 E=$WORK/eval
 rm -rf "$E"
 mkdir -p "$E/gen" "$E/coarse" "$E/rec6" "$E/rec3" "$E/valrec6"
-head -n "$EVAL_SONGS" "$CORPUS/lists/test.txt" > "$E/songs.txt"
+for sp in test valid; do
+    [ -s "$CORPUS/lists/heldout-$sp.txt" ] || { echo "eval.sh: no $CORPUS/lists/heldout-$sp.txt (make -C $CORPUS heldout)" >&2; exit 1; }
+done
+head -n "$EVAL_SONGS" "$CORPUS/lists/heldout-test.txt" > "$E/songs.txt"
 mapfile -t songs < "$E/songs.txt"
 n=${#songs[@]}
 [ "$n" -ge 2 ] || { echo "eval.sh: need at least 2 test songs, have $n" >&2; exit 1; }
@@ -98,7 +104,7 @@ for i in "${!songs[@]}"; do
 done
 
 # ---- FAD against the real test accompaniments ------------------------------------------------
-head -n "$n" "$CORPUS/lists/valid.txt" | sed 's|$|/accomp.wav|' > "$E/random.list"
+head -n "$n" "$CORPUS/lists/heldout-valid.txt" | sed 's|$|/accomp.wav|' > "$E/random.list"
 while read -r a; do
     v=$(basename "$(dirname "$a")")
     "$BIN/encodec-enc" -m "$MODELS/codec.safetensors" -b 6 "$a" |
