@@ -374,38 +374,37 @@ static float exp_shift_sum(float *s, int n, float mx)
     return sum;
 }
 
-/* One 8-float slice of a key or value row: bf16 rows of 64 (head-major cache) or fp32 rows
- * with a stride (the fp32 cache, [pos, d] with the head's 64 columns). */
+/* One 8-float slice of a key or value row: bf16 rows of hd (head-major cache) or fp32 rows
+ * with a stride (the fp32 cache, [pos, d] with the head's hd columns). */
 static inline __m256 kv8(const uint16_t *hrow, const float *frow, int i)
 {
     return hrow ? bf16x8(hrow + i) : _mm256_loadu_ps(frow + i);
 }
 
-/* s[j] = scale * q . k_j + bias(j) for j <= pi, keys rows of 64 (a head of d 512 / 8), bf16
- * (kb, contiguous) or fp32 (kf, rows ld apart): eight keys at a time, their eight dot products
- * reduced together. Returns the maximum. */
-static float scores_hd64(float *s, const float *q, const uint16_t *kb, const float *kf, int64_t ld, int pi,
-                         float scale, const float *rel_bias, const int *buckets, int H, int h)
+/* The kernels below take nv = hd / 8 as a constant at each call (always inlined): 4 for the
+ * shipped models' heads of 32, 8 for the paper's 64, every loop over nv unrolled and in registers. */
+#define HD_INLINE static inline __attribute__((always_inline))
+
+/* s[j] = scale * q . k_j + bias(j) for j <= pi, keys rows of 8 nv, bf16 (kb, contiguous) or fp32
+ * (kf, rows ld apart): eight keys at a time, their eight dot products reduced together. Returns
+ * the maximum. */
+HD_INLINE float scores_hd(const int nv, float *s, const float *q, const uint16_t *kb, const float *kf, int64_t ld,
+                          int pi, float scale, const float *rel_bias, const int *buckets, int H, int h)
 {
-    __m256 q0 = _mm256_loadu_ps(q), q1 = _mm256_loadu_ps(q + 8), q2 = _mm256_loadu_ps(q + 16),
-           q3 = _mm256_loadu_ps(q + 24), q4 = _mm256_loadu_ps(q + 32), q5 = _mm256_loadu_ps(q + 40),
-           q6 = _mm256_loadu_ps(q + 48), q7 = _mm256_loadu_ps(q + 56);
+    const int hd = 8 * nv;
+    __m256 qv[8];
+    for (int c = 0; c < nv; c++) qv[c] = _mm256_loadu_ps(q + 8 * c);
     float mx = -INFINITY;
     __m256 vmx = _mm256_set1_ps(-INFINITY);
     int j = 0;
     for (; j + 8 <= pi + 1; j += 8) {
         __m256 acc[8];
         for (int r = 0; r < 8; r++) {
-            const uint16_t *kh = kb ? kb + (size_t)(j + r) * 64 : NULL;
+            const uint16_t *kh = kb ? kb + (size_t)(j + r) * hd : NULL;
             const float *kj = kb ? NULL : kf + (size_t)(j + r) * ld;
-            __m256 a = _mm256_mul_ps(q0, kv8(kh, kj, 0));
-            a = _mm256_fmadd_ps(q1, kv8(kh, kj, 8), a);
-            a = _mm256_fmadd_ps(q2, kv8(kh, kj, 16), a);
-            a = _mm256_fmadd_ps(q3, kv8(kh, kj, 24), a);
-            a = _mm256_fmadd_ps(q4, kv8(kh, kj, 32), a);
-            a = _mm256_fmadd_ps(q5, kv8(kh, kj, 40), a);
-            a = _mm256_fmadd_ps(q6, kv8(kh, kj, 48), a);
-            acc[r] = _mm256_fmadd_ps(q7, kv8(kh, kj, 56), a);
+            __m256 a = _mm256_mul_ps(qv[0], kv8(kh, kj, 0));
+            for (int c = 1; c < nv; c++) a = _mm256_fmadd_ps(qv[c], kv8(kh, kj, 8 * c), a);
+            acc[r] = a;
         }
         /* transpose-and-add: lane r of the result is the sum of acc[r] */
         __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
@@ -433,11 +432,11 @@ static float scores_hd64(float *s, const float *q, const uint16_t *kb, const flo
     for (; j <= pi; j++) {
         float a = 0.0f;
         if (kb) {
-            const uint16_t *kj = kb + (size_t)j * 64;
-            for (int i = 0; i < 64; i++) a += q[i] * bf16f(kj[i]);
+            const uint16_t *kj = kb + (size_t)j * hd;
+            for (int i = 0; i < hd; i++) a += q[i] * bf16f(kj[i]);
         } else {
             const float *kj = kf + (size_t)j * ld;
-            for (int i = 0; i < 64; i++) a += q[i] * kj[i];
+            for (int i = 0; i < hd; i++) a += q[i] * kj[i];
         }
         s[j] = a * scale + rel_bias[buckets[pi - j] * H + h];
         if (s[j] > mx) mx = s[j];
@@ -445,30 +444,33 @@ static float scores_hd64(float *s, const float *q, const uint16_t *kb, const flo
     return mx;
 }
 
-/* o[64] = scale * sum_j p[j] * v_j, values bf16 rows of 64 (vb) or fp32 rows ld apart (vf), the
- * output in registers throughout (the softmax's normalisation is the scale: one pass less) */
-static void weighted_values_hd64(float *o, const float *p, const uint16_t *vb, const float *vf, int64_t ld, int n,
-                                 float scale)
+/* o[8 nv] = scale * sum_j p[j] * v_j, values bf16 rows of 8 nv (vb) or fp32 rows ld apart (vf),
+ * the output in registers throughout (the softmax's normalisation is the scale: one pass less) */
+HD_INLINE void weighted_values_hd(const int nv, float *o, const float *p, const uint16_t *vb, const float *vf,
+                                  int64_t ld, int n, float scale)
 {
-    __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+    const int hd = 8 * nv;
+    __m256 ov[8];
+    for (int c = 0; c < nv; c++) ov[c] = _mm256_setzero_ps();
     for (int j = 0; j < n; j++) {
-        const uint16_t *vh = vb ? vb + (size_t)j * 64 : NULL;
+        const uint16_t *vh = vb ? vb + (size_t)j * hd : NULL;
         const float *vj = vb ? NULL : vf + (size_t)j * ld;
         __m256 w = _mm256_set1_ps(p[j]);
-        o0 = _mm256_fmadd_ps(w, kv8(vh, vj, 0), o0);
-        o1 = _mm256_fmadd_ps(w, kv8(vh, vj, 8), o1);
-        o2 = _mm256_fmadd_ps(w, kv8(vh, vj, 16), o2);
-        o3 = _mm256_fmadd_ps(w, kv8(vh, vj, 24), o3);
-        o4 = _mm256_fmadd_ps(w, kv8(vh, vj, 32), o4);
-        o5 = _mm256_fmadd_ps(w, kv8(vh, vj, 40), o5);
-        o6 = _mm256_fmadd_ps(w, kv8(vh, vj, 48), o6);
-        o7 = _mm256_fmadd_ps(w, kv8(vh, vj, 56), o7);
+        for (int c = 0; c < nv; c++) ov[c] = _mm256_fmadd_ps(w, kv8(vh, vj, 8 * c), ov[c]);
     }
-    __m256 c = _mm256_set1_ps(scale);
-    _mm256_storeu_ps(o, _mm256_mul_ps(c, o0)); _mm256_storeu_ps(o + 8, _mm256_mul_ps(c, o1));
-    _mm256_storeu_ps(o + 16, _mm256_mul_ps(c, o2)); _mm256_storeu_ps(o + 24, _mm256_mul_ps(c, o3));
-    _mm256_storeu_ps(o + 32, _mm256_mul_ps(c, o4)); _mm256_storeu_ps(o + 40, _mm256_mul_ps(c, o5));
-    _mm256_storeu_ps(o + 48, _mm256_mul_ps(c, o6)); _mm256_storeu_ps(o + 56, _mm256_mul_ps(c, o7));
+    __m256 k = _mm256_set1_ps(scale);
+    for (int c = 0; c < nv; c++) _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(k, ov[c]));
+}
+
+/* One (batch, head, query) row of decode attention with the kernels above. */
+HD_INLINE void attend_row_hd(const int nv, float *o, float *lse_out, float *s, const float *qi, const uint16_t *kb,
+                             const float *kf, int64_t ld_k, const uint16_t *vb, const float *vf, int64_t ld_v, int pi,
+                             float scale, const float *rel_bias, const int *buckets, int H, int h)
+{
+    float mx = scores_hd(nv, s, qi, kb, kf, ld_k, pi, scale, rel_bias, buckets, H, h);
+    float sum = exp_shift_sum(s, pi + 1, mx);
+    weighted_values_hd(nv, o, s, vb, vf, ld_v, pi + 1, 1.0f / sum);
+    if (lse_out) *lse_out = mx + logf(sum);
 }
 #endif
 
@@ -492,14 +494,15 @@ void hafm_attention_decode_part(float *out, float *lse, const float *q, const fl
         float mx = -INFINITY;
         float *restrict o = out + ((size_t)b * T + t) * d + h * hd;
 #ifdef HAVE_AVX2_FMA
-        if (hd == 64) {   /* d 512 / 8 heads, every paper-size stage */
+        if (hd == 64 || hd == 32) {   /* the paper's d 512 / 8 heads; the shipped models' 128 / 4 */
             const uint16_t *kb = kh ? kh + ((size_t)b * H + h) * max_len * hd : NULL;
             const uint16_t *vb = vh ? vh + ((size_t)b * H + h) * max_len * hd : NULL;
             const float *kf = kh ? NULL : k + b * k_bstride + h * hd, *vf = vh ? NULL : v + b * v_bstride + h * hd;
-            mx = scores_hd64(s, qi, kb, kf, ld_k, pi, scale, rel_bias, buckets, H, h);
-            float sum = exp_shift_sum(s, pi + 1, mx);
-            weighted_values_hd64(o, s, vb, vf, ld_v, pi + 1, 1.0f / sum);
-            if (lse) lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+            float *lr = lse ? lse + ((size_t)b * H + h) * T + t : NULL;
+            if (hd == 64)
+                attend_row_hd(8, o, lr, s, qi, kb, kf, ld_k, vb, vf, ld_v, pi, scale, rel_bias, buckets, H, h);
+            else
+                attend_row_hd(4, o, lr, s, qi, kb, kf, ld_k, vb, vf, ld_v, pi, scale, rel_bias, buckets, H, h);
             continue;
         }
 #endif

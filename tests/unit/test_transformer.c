@@ -375,19 +375,20 @@ static void test_attention_bf16kv_decode(void **state)
     }
 }
 
-/* The head-size-64 decode kernel (fp32 keys and values with a row stride, register blocking, the
- * vectorised exp) against the sgemm path with libm's expf: the last query of a full causal pass
- * over the same keys equals one decode step at that position. Tails of every length, and a long
- * context where the scores span many blocks of eight. */
+/* The register-blocked decode kernels for head sizes 64 and 32 (fp32 keys and values with a row
+ * stride, the vectorised exp) against the sgemm path with libm's expf: the last query of a full
+ * causal pass over the same keys equals one decode step at that position. Tails of every length,
+ * and a long context where the scores span many blocks of eight. */
 static void test_attention_hd64_decode(void **state)
 {
     (void)state;
-    const int B = 2, H = 2, hd = 64, d = H * hd, NB = 32, maxd = 128;
+    const int B = 2, H = 2, NB = 32, maxd = 128;
     const int lengths[] = { 9, 16, 23, 37, 300 };
+    for (int hd = 32; hd <= 64; hd += 32)
     for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
-        int Lk = lengths[li];
+        int Lk = lengths[li], d = H * hd;
         hafm_rand r;
-        hafm_rand_seed(&r, 100 + (uint64_t)Lk);
+        hafm_rand_seed(&r, 100 + (uint64_t)Lk + (uint64_t)hd);
         int *bk = malloc((size_t)Lk * sizeof *bk);
         for (int n = 0; n < Lk; n++) bk[n] = hafm_rel_bucket(n, NB, maxd);
         float *q = malloc((size_t)B * Lk * d * 4), *k = malloc((size_t)B * Lk * d * 4), *v = malloc((size_t)B * Lk * d * 4);
@@ -403,7 +404,7 @@ static void test_attention_hd64_decode(void **state)
         double md = 0.0;
         for (int b = 0; b < B; b++)
             for (int i = 0; i < d; i++) md = fmax(md, fabs(step[(size_t)b * d + i] - full[((size_t)b * Lk + Lk - 1) * d + i]));
-        printf("# hd-64 decode step vs sgemm path, %3d keys: max_diff=%.3g\n", Lk, md);
+        printf("# head size %d: decode step vs sgemm path, %3d keys: max_diff=%.3g\n", hd, Lk, md);
         assert_true(md < 1e-5);
         free(q); free(k); free(v); free(rb); free(full); free(step); free(qlast); free(bk);
     }
