@@ -144,18 +144,18 @@ for st in (1, 2, 3):
     if collapsed:
         card += ('The generated accompaniments were decoded by the collapsed codec (codec.md): these figures '
                  'measure that codec, not the stages.\n\n')
-    systems = [s for s in ('generated', 'coarse', 'random', 'random_coded', 'real', 'real_coded') if s in f]
+    systems = [s for s in ('generated', 'coarse', 'oracle', 'random', 'random_coded', 'real', 'real_coded') if s in f]
     card += '| system | chord fit | beat fit |\n|---|---|---|\n'
     for s in systems:
         card += '| %s | %s | %s |\n' % (s, f[s]['chord_fit'], f[s]['beat_fit'])
-    fs = [s for s in ('generated', 'coarse', 'random', 'random_coded', 'real_coded') if s in next(iter(ev['fad'].values()))]
+    fs = [s for s in ('generated', 'coarse', 'oracle', 'random', 'random_coded', 'real_coded') if s in next(iter(ev['fad'].values()))]
     card += '\n| FAD embedding | ' + ' | '.join(fs) + ' |\n|---|' + '---|' * len(fs) + '\n'
     for emb, r in ev['fad'].items():
         card += '| %s | ' % emb + ' | '.join('%.4g' % r[s] for s in fs) + ' |\n'
     card += ('\nChord fit: share of the accompaniment\'s chroma on the labelled chord tones; beat fit: onset strength '
              'at the labelled beats over chance (`hafm-fit`, examples/train/README.md); FAD against the real test '
              'accompaniments (lower is better). Generated: the 3-stage pipeline; coarse: stages 1-2 only, '
-             'codebooks 1-4 decoded; random: the real accompaniment of another song (for FAD: of validation '
+             'codebooks 1-4 decoded; oracle: stages 2-3 from the true accompaniment semantic tokens; random: the real accompaniment of another song (for FAD: of validation '
              'songs); real: the song\'s own accompaniment; *_coded: the same through the codec at 6 kbps, '
              'which generated audio passes too.\n')
     def paired_se(k, base):   # standard error of the per-song difference generated - base

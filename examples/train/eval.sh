@@ -15,7 +15,8 @@
 #   times.tsv     the time of each pipeline stage over all test songs
 #   eval.json     all of it summarised, with the stages' final validation loss and accuracy
 # Systems: 'generated' (the 3-stage pipeline), 'coarse' (stages 1-2 only, codebooks 1-4 decoded:
-# the paper's coarse-only ablation), 'random' (the real accompaniment of another test song, the
+# the paper's coarse-only ablation), 'oracle' (stages 2-3 from the true accompaniment semantic
+# tokens: stage 1 taken out of the comparison), 'random' (the real accompaniment of another test song, the
 # paper's random baseline; for FAD the real accompaniments of as many held-out validation-split
 # songs, since the test songs' own accompaniments are the reference set), 'real' (the song's own accompaniment: the
 # ceiling of the fit measures). 'random_coded' and 'real_coded' are the same through the codec
@@ -83,15 +84,27 @@ timed hafm-stage3 "$E/s3.hafm" "$BIN/hafm-stage3" -m "$MODELS/stage3.safetensors
 timed encodec-dec /dev/null "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -o "$E/gen/%k.wav" "$E/s3.hafm"
 "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -i accomp.coarse -o "$E/coarse/%k.wav" "$E/s2.hafm"
 
+# ---- oracle semantic: stages 2-3 given the songs' true accompaniment semantic tokens in place of
+# stage 1's (items keyed by song id, as above): does the harmony get lost in stage 1 or after it?
+mkdir -p "$E/oracle"
+sed 's|$|/song.hafm|' "$E/songs.txt" | xargs cat |
+    "$BIN/hubert-tok" -F "$FEATURES" -c "$MODELS/centroids.safetensors" -a vocal -n vocal.semantic |
+    "$BIN/hubert-tok" -F "$FEATURES" -c "$MODELS/centroids.safetensors" -a accomp -n accomp.semantic |
+    "$BIN/hafm-tracks" -d vocal,mix,accomp -o "$E/oracle.sem.hafm"
+"$BIN/hafm-stage2" -m "$MODELS/stage2.safetensors" "${stage_opts[@]}" "$E/oracle.sem.hafm" |
+    "$BIN/hafm-stage3" -m "$MODELS/stage3.safetensors" "${stage_opts[@]}" |
+    "$BIN/encodec-dec" -m "$MODELS/codec.safetensors" -f float -o "$E/oracle/%k.wav"
+
 # ---- harmonic and rhythmic fit ---------------------------------------------------------------
 printf 'song\tsystem\tchord_fit\tbeat_fit\n' > "$E/fit.tsv"
 for i in "${!songs[@]}"; do
     d=${songs[$i]}
     id=$(basename "$d")
     other=${songs[$(( (i + 1) % n ))]}
-    for sys in generated coarse random random_coded real real_coded; do
+    for sys in generated coarse oracle random random_coded real real_coded; do
         case $sys in
             generated) a=$E/gen/$id.wav ;;
+            oracle) a=$E/oracle/$id.wav ;;
             coarse) a=$E/coarse/$id.wav ;;
             random) a=$other/accomp.wav ;;
             random_coded) a=$E/rec6/$(basename "$other").wav ;;
@@ -113,6 +126,7 @@ done < "$E/random.list"
 sed 's|$|/accomp.wav|' "$E/songs.txt" > "$E/real.list"
 ls "$E"/gen/*.wav > "$E/generated.list"
 ls "$E"/coarse/*.wav > "$E/coarse.list"
+ls "$E"/oracle/*.wav > "$E/oracle.list"
 ls "$E"/valrec6/*.wav > "$E/random_coded.list"
 ls "$E"/rec6/*.wav > "$E/real_coded.list"
 embed() {   # list, embedding, out.hafm
@@ -125,7 +139,7 @@ embed() {   # list, embedding, out.hafm
 printf 'embedding\tsystem\tfad\n' > "$E/fad.tsv"
 for emb in encodec mfcc; do
     embed "$E/real.list" $emb "$E/real.$emb.hafm"
-    for sys in generated coarse random random_coded real_coded; do
+    for sys in generated coarse oracle random random_coded real_coded; do
         embed "$E/$sys.list" $emb "$E/$sys.$emb.hafm"
         f=$("$BIN/fad" -e features --no-cache -j "$E/real.$emb.hafm" "$E/$sys.$emb.hafm" | jq .fad)
         printf '%s\t%s\t%s\n' $emb $sys "$f" >> "$E/fad.tsv"
@@ -149,7 +163,7 @@ out['codec'] = {kb + ' kbps': {'codebooks': int(next(r['codebooks'] for r in c i
 fit = rows('fit.tsv')
 out['fit'] = {s: {'chord_fit': mean(r['chord_fit'] for r in fit if r['system'] == s),
                   'beat_fit': mean(r['beat_fit'] for r in fit if r['system'] == s)}
-              for s in ('generated', 'coarse', 'random', 'random_coded', 'real', 'real_coded')}
+              for s in ('generated', 'coarse', 'oracle', 'random', 'random_coded', 'real', 'real_coded')}
 out['fad'] = {}
 for r in rows('fad.tsv'):
     out['fad'].setdefault(r['embedding'], {})[r['system']] = float(r['fad'])
