@@ -28,6 +28,8 @@ static void usage(FILE *fp)
             "      --d-ff N           GEGLU inner width, 1..65536         [config: 1365]\n"
             "      --buckets N        relative position buckets, 2..1024 [config: 32]\n"
             "      --window SEC       crop length in seconds, whole time units   [config: 10]\n"
+            "      --aligned-conditioning  also add each conditioning frame's embeddings at the\n"
+            "                         target positions of its time (not in the paper; model format 2)\n"
             "      --init MODEL       start from this model's weights (same architecture)\n"
             "  -c, --cond NAME        conditioning track names, once per condition   [config]\n"
             "      --target NAME      target track name                   [config]\n"
@@ -150,13 +152,14 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     hafm_init(argc, argv);
     hafm_keep_freed_memory();
-    enum { O_STAGE = 256, O_CONFIG, O_LAYERS, O_DMODEL, O_HEADS, O_DFF, O_BUCKETS, O_WINDOW, O_INIT, O_TARGET,
+    enum { O_STAGE = 256, O_CONFIG, O_LAYERS, O_DMODEL, O_HEADS, O_DFF, O_BUCKETS, O_WINDOW, O_ALIGNED, O_INIT, O_TARGET,
            O_STEPS, O_BATCH, O_MICRO, O_LR, O_LRMIN, O_WARMUP, O_WD, O_CLIP, O_DROP, O_SEED, O_SAVE, O_EXPORT, O_EXPORT_DTYPE,
            O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_SAMPLING, O_VERSION };
     static const struct option lo[] = {
         { "stage", 1, 0, O_STAGE }, { "config", 1, 0, O_CONFIG }, { "layers", 1, 0, O_LAYERS },
         { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "d-ff", 1, 0, O_DFF },
         { "buckets", 1, 0, O_BUCKETS }, { "window", 1, 0, O_WINDOW }, { "init", 1, 0, O_INIT },
+        { "aligned-conditioning", 0, 0, O_ALIGNED },
         { "cond", 1, 0, 'c' }, { "target", 1, 0, O_TARGET }, { "steps", 1, 0, O_STEPS }, { "batch", 1, 0, O_BATCH },
         { "micro-batch", 1, 0, O_MICRO }, { "lr", 1, 0, O_LR }, { "lr-min", 1, 0, O_LRMIN },
         { "warmup", 1, 0, O_WARMUP }, { "weight-decay", 1, 0, O_WD }, { "clip", 1, 0, O_CLIP },
@@ -170,7 +173,7 @@ int main(int argc, char **argv)
     hafm_train_opts o;
     hafm_train_opts_default(&o);
     int stage = 0, layers = 0, dmodel = 0, heads = 0, dff = 0, buckets = 0, quiet = 0, print_params = 0, plot_only = 0;
-    int have_lrmin = 0, have_warmup = 0, have_steps = 0, ncond = 0;
+    int aligned = 0, have_lrmin = 0, have_warmup = 0, have_steps = 0, ncond = 0;
     double window = 0.0;
     long save_every = 1000, val_every = 100, val_crops = 64, stop_at = 0;
     const char *config = NULL, *init = NULL, *target = NULL, *out = NULL, *export = NULL, *val = NULL;
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
         case O_BUCKETS: buckets = (int)hafm_opt_long("--buckets", optarg, 2, 1024); break;
         case O_WINDOW: window = hafm_opt_double("--window", optarg, 1e-3, 3600.0); break;
         case O_INIT: init = optarg; break;
+        case O_ALIGNED: aligned = 1; break;
         case 'c':
             if (ncond == HAFM_TF_MAX_COND) hafm_usage_error("-c: at most %d conditioning tracks", HAFM_TF_MAX_COND);
             conds[ncond++] = optarg;
@@ -278,10 +282,11 @@ int main(int argc, char **argv)
             if (buckets) c.rel_buckets = buckets;
             if (buckets && c.rel_max_distance <= buckets / 2) c.rel_max_distance = 4 * buckets;
             if (window > 0) c.window_seconds = window;
+            if (aligned) c.aligned_conditioning = 1;
             if (hafm_tf_config_validate(&c) < 0) hafm_usage_error("%s", hafm_last_error());
             m = hafm_tf_new(&c);
             hafm_tf_init_random(m, o.seed);
-        } else if (layers || dmodel || heads || dff || buckets || window > 0) {
+        } else if (layers || dmodel || heads || dff || buckets || window > 0 || aligned) {
             hafm_usage_error("--init keeps the model's architecture and window");
         }
         o.window_units = hafm_tf_window_units(&m->cfg);

@@ -303,15 +303,14 @@ int32_t *hafm_generate(hafm_generator *g, const hafm_stage_item *it, hafm_rand *
             memcpy(seq + (size_t)b * P, full, (size_t)P * sizeof *seq);
         }
         free(full);
-        int rc = hafm_tf_decode(m, g->cache, seq, lay.table, lay.seg, P, prompt % Q, g->logits, g->o.use_bf16);
+        int rc = hafm_tf_decode(m, g->cache, seq, &lay, P, prompt % Q, g->logits, g->o.use_bf16);
         for (int i = prompt; rc == 0 && i < lay.n_target; i++) {
             int tok = sample_next(g, rng);
             out[s * fpu * Q + i] = tok;
             if ((i + 1) % Q == 0 && g->o.progress) g->o.progress(g->o.progress_ctx, s * fpu + (i + 1) / Q, N * fpu);
             if (i + 1 == lay.n_target) break;
             step[0] = step[1] = tok;
-            int p = lay.target_start + i;
-            rc = hafm_tf_decode(m, g->cache, step, lay.table + p, lay.seg + p, 1, (i + 1) % Q, g->logits, g->o.use_bf16);
+            rc = hafm_tf_decode(m, g->cache, step, &lay, 1, (i + 1) % Q, g->logits, g->o.use_bf16);
         }
         hafm_tf_layout_free(&lay);
         if (rc < 0) goto fail;

@@ -150,6 +150,7 @@ char *hafm_tf_config_to_json(const hafm_tf_config *c)
     cJSON *conds = cJSON_AddArrayToObject(o, "conditions");
     for (int i = 0; i < c->n_cond; i++) cJSON_AddItemToArray(conds, stream_json(&c->cond[i]));
     cJSON_AddItemToObject(o, "target", stream_json(&c->target));
+    if (c->aligned_conditioning) cJSON_AddBoolToObject(o, "aligned_conditioning", 1);
     const hafm_tf_sampling *sp = &c->sampling;
     if (sp->has_cfg_scale || sp->has_temperature || sp->has_top_k || sp->has_top_p) {
         cJSON *so = cJSON_AddObjectToObject(o, "sampling");
@@ -270,6 +271,12 @@ int hafm_tf_config_from_json(hafm_tf_config *c, const char *json)
     if (json_stream(cJSON_GetObjectItemCaseSensitive(o, "target"), &c->target) < 0) goto out;
     const cJSON *samp = cJSON_GetObjectItemCaseSensitive(o, "sampling");
     if (samp && json_sampling(samp, &c->sampling) < 0) goto out;
+    const cJSON *aligned = cJSON_GetObjectItemCaseSensitive(o, "aligned_conditioning");
+    if (aligned && !cJSON_IsBool(aligned)) {
+        hafm_error("model config: 'aligned_conditioning' must be true or false");
+        goto out;
+    }
+    c->aligned_conditioning = cJSON_IsTrue(aligned);
     rc = hafm_tf_config_validate(c);
 out:
     cJSON_Delete(o);
@@ -432,8 +439,8 @@ hafm_tf_model *hafm_tf_load_st(const hafm_safetensors *st, int stage)
         hafm_error("%s: not a hafm stage model (metadata 'format' is not 'hafm-stage')", path);
         return NULL;
     }
-    if (!ver || strcmp(ver, "1") != 0) {
-        hafm_error("%s: unsupported model format_version '%s' (this reader knows 1)", path, ver ? ver : "");
+    if (!ver || (strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0)) {
+        hafm_error("%s: unsupported model format_version '%s' (this reader knows 1 and 2)", path, ver ? ver : "");
         return NULL;
     }
     if (!cfg_json) {
@@ -481,7 +488,8 @@ int hafm_tf_add_to_writer(const hafm_tf_model *m, void *writer, hafm_dtype store
     hafm_st_writer *w = writer;
     char *json = hafm_tf_config_to_json(&m->cfg);
     int rc = hafm_st_writer_meta(w, "format", "hafm-stage");
-    if (rc == 0) rc = hafm_st_writer_meta(w, "format_version", "1");
+    /* version 1 readers would ignore aligned conditioning and compute another model */
+    if (rc == 0) rc = hafm_st_writer_meta(w, "format_version", m->cfg.aligned_conditioning ? "2" : "1");
     if (rc == 0) rc = hafm_st_writer_meta(w, "config", json);
     free(json);
     for (int i = 0; rc == 0 && i < m->n_tensors; i++) {
@@ -533,6 +541,22 @@ int hafm_tf_layout_init(hafm_tf_layout *lay, const hafm_tf_config *c, int n_unit
         lay->table[p] = t0 + i % c->target.codebooks;
         lay->seg[p++] = c->n_cond;
     }
+    if (c->aligned_conditioning) {
+        /* row r is position target_start - 1 + r, which predicts target token r (the last
+         * position predicts nothing and takes the last frame's conditioning) */
+        for (int i = 0; i < c->n_cond; i++) lay->n_align += c->cond[i].codebooks;
+        int Qt = c->target.codebooks, Ft = lay->n_target / Qt, fpu_t = hafm_tf_frames_per_unit(c, &c->target);
+        lay->align = hafm_xmalloc((size_t)(lay->n_target + 1) * lay->n_align * sizeof *lay->align);
+        for (int r = 0; r <= lay->n_target; r++) {
+            int f = r / Qt < Ft ? r / Qt : Ft - 1, *a = lay->align + (size_t)r * lay->n_align;
+            for (int i = 0; i < c->n_cond; i++) {
+                const hafm_tf_stream *s = &c->cond[i];
+                int fpu = hafm_tf_frames_per_unit(c, s);
+                int fc = f / fpu_t * fpu + f % fpu_t * fpu / fpu_t;   /* floor(f * rate_c / rate_t) */
+                for (int q = 0; q < s->codebooks; q++) *a++ = lay->stream_start[i] + fc * s->codebooks + q;
+            }
+        }
+    }
     return 0;
 }
 
@@ -540,6 +564,7 @@ void hafm_tf_layout_free(hafm_tf_layout *lay)
 {
     free(lay->table);
     free(lay->seg);
+    free(lay->align);
     memset(lay, 0, sizeof *lay);
 }
 

@@ -23,25 +23,33 @@ static int *bucket_table(const hafm_tf_config *c, int n)
     return b;
 }
 
-/* Embeds positions of one sequence: x [n,d] from tokens [n] of tables/segs [n]. -1: bad token. */
-static int embed(const hafm_tf_model *m, float *x, const int32_t *tokens, const int *tables, const int *segs, int n)
+/* Embeds positions p0 .. p0+n-1 of one sequence of layout lay into x [n, d]; row holds the
+ * sequence's tokens at their positions (at least up to p0 + n - 1). -1: bad token. */
+static int embed(const hafm_tf_model *m, float *x, const int32_t *row, const hafm_tf_layout *lay, int p0, int n)
 {
     int d = m->cfg.d_model;
     for (int i = 0; i < n; i++) {
+        int p = p0 + i, t = lay->table[p];
         const float *e;
-        if (tables[i] < 0) {
+        if (t < 0) {
             e = m->w.sep;
         } else {
-            if (tokens[i] < 0 || tokens[i] >= m->table_rows[tables[i]]) {
-                hafm_error("token %d out of range for embedding table %d (%d rows)", tokens[i], tables[i],
-                           m->table_rows[tables[i]]);
+            if (row[p] < 0 || row[p] >= m->table_rows[t]) {
+                hafm_error("token %d out of range for embedding table %d (%d rows)", row[p], t, m->table_rows[t]);
                 return -1;
             }
-            e = m->w.emb[tables[i]] + (size_t)tokens[i] * d;
+            e = m->w.emb[t] + (size_t)row[p] * d;
         }
-        const float *s = m->w.seg + (size_t)segs[i] * d;
+        const float *s = m->w.seg + (size_t)lay->seg[p] * d;
         float *y = x + (size_t)i * d;
         for (int j = 0; j < d; j++) y[j] = e[j] + s[j];
+        int r = p - (lay->target_start - 1);
+        if (lay->n_align && r >= 0)   /* cond positions precede SEP: their tokens were checked */
+            for (int k = 0; k < lay->n_align; k++) {
+                int ap = lay->align[(size_t)r * lay->n_align + k];
+                const float *ea = m->w.emb[lay->table[ap]] + (size_t)row[ap] * d;
+                for (int j = 0; j < d; j++) y[j] += ea[j];
+            }
     }
     return 0;
 }
@@ -116,7 +124,7 @@ static float *forward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_
     int B = a->B, L = a->L, N = a->N, d = a->d, H = a->H, F = a->F, V = a->V, Q = a->Q;
     size_t Nd = (size_t)N * d;
     for (int b = 0; b < B; b++)
-        if (embed(m, a->x + (size_t)b * L * d, tokens + (size_t)b * L, lay->table, lay->seg, L) < 0) return NULL;
+        if (embed(m, a->x + (size_t)b * L * d, tokens + (size_t)b * L, lay, 0, L) < 0) return NULL;
     for (int l = 0; l < a->nl; l++) {
         const hafm_tf_layer *w = &m->w.layers[l];
         float *x = a->x + l * Nd, *ln1 = a->ln1 + l * Nd, *qkv = a->qkv + l * Nd * 3;
@@ -260,6 +268,13 @@ static void backward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t
                 e[j] += dx[j];
                 s[j] += dx[j];
             }
+            int r = p - (lay->target_start - 1);
+            if (lay->n_align && r >= 0)
+                for (int k = 0; k < lay->n_align; k++) {
+                    int ap = lay->align[(size_t)r * lay->n_align + k];
+                    float *ea = g.emb[lay->table[ap]] + (size_t)tokens[(size_t)b * L + ap] * d;
+                    for (int j = 0; j < d; j++) ea[j] += dx[j];
+                }
         }
     hafm_tf_free_views(&g);
 }
@@ -274,6 +289,7 @@ struct hafm_tf_cache {
     uint16_t *Kh, *Vh;         /* the same in bf16 */
     float *kn;                 /* [B * chunk, d] normalised keys of a chunk before conversion */
     int *buckets;              /* [max_len] */
+    int32_t *tok;              /* [B, max_len] the tokens fed so far (aligned conditioning reads them) */
     float *x, *ln, *qkv, *qn, *atty, *tmp, *ff1, *ffg, *y;
 };
 
@@ -296,6 +312,7 @@ hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len, int
         memset(k->V, 0, kv * sizeof(float));
     }
     k->buckets = bucket_table(c, max_len);
+    k->tok = hafm_xmalloc((size_t)B * max_len * sizeof *k->tok);
     k->x = falloc(R * d);
     k->ln = falloc(R * d);
     k->qkv = falloc(R * 3 * d);
@@ -316,6 +333,7 @@ void hafm_tf_cache_free(hafm_tf_cache *k)
     float *bufs[] = { k->kn, k->K, k->V, k->x, k->ln, k->qkv, k->qn, k->atty, k->tmp, k->ff1, k->ffg, k->y };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(k->buckets);
+    free(k->tok);
     free(k);
 }
 
@@ -438,24 +456,27 @@ static void decode_step_team(const hafm_tf_model *m, hafm_tf_cache *k, int head,
 }
 
 static int decode_positions(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
-                            const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
+                            const hafm_tf_layout *lay, int n, int head, float *logits, int use_bf16)
 {
     const hafm_tf_config *c = &m->cfg;
     int B = k->B, d = c->d_model, H = c->n_head, F = c->d_ff, V = c->target.vocab;
-    if (n < 1 || k->len + n > k->max_len) {
-        hafm_error("decode: %d positions do not fit the cache (%d of %d used)", n, k->len, k->max_len);
+    if (n < 1 || k->len + n > k->max_len || k->len + n > lay->L) {
+        hafm_error("decode: %d positions do not fit the cache (%d of %d used) or the layout (%d)", n, k->len,
+                   k->max_len, lay->L);
         return -1;
     }
+    for (int b = 0; b < B; b++)
+        memcpy(k->tok + (size_t)b * k->max_len + k->len, tokens + (size_t)b * n, (size_t)n * sizeof *tokens);
     if (n == 1 && B <= 8) {
         for (int b = 0; b < B; b++)
-            if (embed(m, k->x + (size_t)b * d, tokens + b, tables, segs, 1) < 0) return -1;
+            if (embed(m, k->x + (size_t)b * d, k->tok + (size_t)b * k->max_len, lay, k->len, 1) < 0) return -1;
         decode_step_team(m, k, head, logits, use_bf16);
         return 0;
     }
     for (int c0 = 0; c0 < n; c0 += DECODE_CHUNK) {
         int nc = n - c0 < DECODE_CHUNK ? n - c0 : DECODE_CHUNK, R = B * nc, pos0 = k->len;
         for (int b = 0; b < B; b++)
-            if (embed(m, k->x + (size_t)b * nc * d, tokens + (size_t)b * n + c0, tables + c0, segs + c0, nc) < 0)
+            if (embed(m, k->x + (size_t)b * nc * d, k->tok + (size_t)b * k->max_len, lay, pos0, nc) < 0)
                 return -1;
         for (int l = 0; l < c->n_layer; l++) {
             const hafm_tf_layer *w = &m->w.layers[l];
@@ -531,12 +552,12 @@ void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *to
 }
 
 int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *k, const int32_t *tokens,
-                   const int *tables, const int *segs, int n, int head, float *logits, int use_bf16)
+                   const hafm_tf_layout *lay, int n, int head, float *logits, int use_bf16)
 {
     if (n == 1 && k->B <= 8)   /* one team step, no BLAS: nothing to switch */
-        return decode_positions(m, k, tokens, tables, segs, n, head, logits, use_bf16);
+        return decode_positions(m, k, tokens, lay, n, head, logits, use_bf16);
     int blas = hafm_blas_single_begin();
-    int rc = decode_positions(m, k, tokens, tables, segs, n, head, logits, use_bf16);
+    int rc = decode_positions(m, k, tokens, lay, n, head, logits, use_bf16);
     hafm_blas_single_end(blas);
     return rc;
 }

@@ -40,6 +40,8 @@ typedef struct {
     hafm_tf_stream cond[HAFM_TF_MAX_COND];
     hafm_tf_stream target;
     hafm_tf_sampling sampling;
+    int aligned_conditioning;   /* formats/model.md 3.2: positions from SEP on add the embeddings of
+                                   the conditioning frames at their time (format version 2) */
 } hafm_tf_config;
 
 /* The paper configuration of stage 1, 2 or 3 (formats/model.md section 2). */
@@ -113,6 +115,8 @@ typedef struct {
     int *table;             /* [L] embedding table of each position, -1 for SEP */
     int *seg;               /* [L] segment of each position */
     int stream_start[HAFM_TF_MAX_COND + 1];   /* first position of each cond stream, then target */
+    int n_align;            /* aligned conditioning: cond positions added to each position from SEP on */
+    int *align;             /* [n_target + 1, n_align] (row r: position target_start - 1 + r), or NULL */
 } hafm_tf_layout;
 
 int  hafm_tf_layout_init(hafm_tf_layout *lay, const hafm_tf_config *c, int n_units);
@@ -143,11 +147,12 @@ hafm_tf_cache *hafm_tf_cache_new(const hafm_tf_model *m, int B, int max_len, int
 void hafm_tf_cache_free(hafm_tf_cache *c);
 void hafm_tf_cache_reset(hafm_tf_cache *c);
 int  hafm_tf_cache_len(const hafm_tf_cache *c);
-/* Feeds n new positions per sequence (tokens [B, n], tables/segs [n], SEP where table < 0),
- * appending them to the cache. If head >= 0, writes logits [B, vocab_t] of the last position
- * through head `head` into logits. use_bf16 selects the bf16 GEMV weights for small n. */
+/* Feeds the next n positions of layout lay (tokens [B, n]; the cache holds positions
+ * 0 .. len-1 of the same layout), appending them to the cache. If head >= 0, writes logits
+ * [B, vocab_t] of the last position through head `head` into logits. use_bf16 selects the bf16
+ * GEMV weights for small n. */
 int hafm_tf_decode(const hafm_tf_model *m, hafm_tf_cache *c, const int32_t *tokens,
-                   const int *tables, const int *segs, int n, int head, float *logits, int use_bf16);
+                   const hafm_tf_layout *lay, int n, int head, float *logits, int use_bf16);
 
 /* ---- kernels (exported for the gradient checks) ------------------------------------------- */
 void hafm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);

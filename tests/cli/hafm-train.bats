@@ -148,6 +148,30 @@ PY
     [[ "$output" == *"--sampling: model config: 'sampling' must be an object"* ]]
 }
 
+@test "--aligned-conditioning: a format-2 model that resumes, generates, and is refused with --init" {
+    "$HAFM_BIN/hafm-train" $COMMON --aligned-conditioning --steps 4 --stop-at 2 --log "$T/a.jsonl" \
+        -o "$T/a.safetensors" "$T/train.hafm"
+    "$HAFM_BIN/hafm-train" --resume "$T/a.safetensors" --log "$T/a.jsonl" -q --export "$T/aligned.safetensors" \
+        -o "$T/a.safetensors" "$T/train.hafm"
+    "$HAFM_BIN/hafm-train" $COMMON --aligned-conditioning --steps 4 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
+    [ "$(losses "$T/a.jsonl")" = "$(losses "$T/b.jsonl")" ]
+    "$HAFM_BIN/hafm-train" $COMMON --steps 4 --log "$T/p.jsonl" -o "$T/p.safetensors" "$T/train.hafm"
+    [ "$(losses "$T/a.jsonl")" != "$(losses "$T/p.jsonl")" ]   # it changes the model
+    $PY - "$T/aligned.safetensors" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]
+meta = json.loads(f.read(n))['__metadata__']
+assert meta['format_version'] == '2', meta['format_version']
+assert json.loads(meta['config'])['aligned_conditioning'] is True
+PY
+    "$HAFM_BIN/hafm-tracks" -d accomp.fine "$T/val.hafm" > "$T/in.hafm"
+    "$HAFM_BIN/hafm-stage3" -m "$T/aligned.safetensors" -S 1 "$T/in.hafm" > "$T/out.hafm"
+    "$HAFM_BIN/hafm-dump" -f "$T/out.hafm" | grep -q '"name":"accomp.fine"'
+    run "$HAFM_BIN/hafm-train" --init "$T/p.safetensors" --aligned-conditioning --steps 2 -q -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--init keeps the model's architecture"* ]]
+}
+
 @test "kill and resume: the loss trajectory and the final checkpoint equal an uninterrupted run" {
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --stop-at 5 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"

@@ -101,6 +101,27 @@ def layout(cfg, n_units):
     return table, seg, ts
 
 
+def aligned_positions(cfg, n_units):
+    """formats/model.md 3.2, aligned conditioning: for each position from SEP on (row r is
+    position ts - 1 + r, predicting target token r), the conditioning positions of its time."""
+    table, seg, ts = layout(cfg, n_units)
+    Qt, rt = cfg["target"]["codebooks"], cfg["target"]["rate"]
+    Ft = n_units * frames_per_unit(cfg, cfg["target"])
+    starts, p = [], 0
+    for s in cfg["conditions"]:
+        starts.append(p)
+        p += n_units * frames_per_unit(cfg, s) * s["codebooks"]
+    rows = []
+    for r in range(Ft * Qt + 1):
+        f = min(r // Qt, Ft - 1)
+        row = []
+        for s, st in zip(cfg["conditions"], starts):
+            fc = f * s["rate"] // rt
+            row += [st + fc * s["codebooks"] + q for q in range(s["codebooks"])]
+        rows.append(row)
+    return rows
+
+
 def tensor_shapes(cfg):
     """[(name, shape)] in file order (formats/model.md 3.5)."""
     d, ff, hd = cfg["d_model"], cfg["d_ff"], cfg["d_model"] // cfg["n_head"]
@@ -144,7 +165,7 @@ class HafmStage(torch.nn.Module):
     @classmethod
     def load(cls, path):
         tensors, meta = st_read(path)
-        assert meta.get("format") == "hafm-stage" and meta.get("format_version") == "1", path
+        assert meta.get("format") == "hafm-stage" and meta.get("format_version") in ("1", "2"), path
         m = cls(json.loads(meta["config"]))
         with torch.no_grad():
             for name in m.names:
@@ -154,7 +175,8 @@ class HafmStage(torch.nn.Module):
     def save(self, path, dtype="F32", extra=None):
         t = {n: self.p(n).detach().cpu().numpy().astype(np.float32) for n in self.names}
         t.update(extra or {})
-        st_write(path, t, {"format": "hafm-stage", "format_version": "1", "config": json.dumps(self.cfg)}, dtype)
+        version = "2" if self.cfg.get("aligned_conditioning") else "1"
+        st_write(path, t, {"format": "hafm-stage", "format_version": version, "config": json.dumps(self.cfg)}, dtype)
 
     def forward(self, tokens, n_units):
         """tokens [B, L] (row indices into each position's table, SEP 0) -> logits [B, n_target, V]."""
@@ -170,6 +192,11 @@ class HafmStage(torch.nn.Module):
             e = self.p("sep").expand(B, d) if table[pos] < 0 else tables[table[pos]][tokens[:, pos]]
             rows.append(e + self.p("seg")[seg[pos]])
         x = torch.stack(rows, 1)
+        if cfg.get("aligned_conditioning"):
+            add = []
+            for r, row in enumerate(aligned_positions(cfg, n_units)):
+                add.append(sum(tables[table[a]][tokens[:, a]] for a in row))
+            x = torch.cat([x[:, :ts - 1], x[:, ts - 1:] + torch.stack(add, 1)], 1)
         bk = torch.tensor([[rel_bucket(i - j, cfg["rel_buckets"], cfg["rel_max_distance"]) if j <= i else 0
                             for j in range(L)] for i in range(L)])
         bias = self.p("rel_bias")[bk].permute(2, 0, 1)                       # [H, L, L]

@@ -1,4 +1,5 @@
-"""Writes tests/data/stages/ref_stage{1,2,3}.safetensors: a small random model of each stage's
+"""Writes tests/data/stages/ref_stage{1,2,3}.safetensors (and ref_stageN_aligned, the same with
+aligned conditioning): a small random model of each stage's
 configuration (a hafm model file) plus tokens, the reference logits, the mean cross-entropy and
 every parameter's gradient. Run: /usr/bin/python3 tests/ref/make_fixtures.py tests/data/stages"""
 import json
@@ -29,9 +30,17 @@ STAGES = {
 
 
 def main(outdir):
-    for stage, (extra, n_units) in STAGES.items():
-        torch.manual_seed(stage)
+    for aligned in (False, True):
+        for stage, (extra, n_units) in STAGES.items():
+            write_fixture(outdir, stage, extra, n_units, aligned)
+
+
+def write_fixture(outdir, stage, extra, n_units, aligned):
+    if True:
+        torch.manual_seed(stage + (10 if aligned else 0))
         cfg = dict(TINY, stage=stage, **extra)
+        if aligned:
+            cfg["aligned_conditioning"] = True
         m = HafmStage(cfg)
         with torch.no_grad():
             for n in m.names:   # random everything, norms around 1, so every path carries signal
@@ -61,7 +70,7 @@ def main(outdir):
                    "fixture.n_units": np.array([n_units], np.int32)}
         for n in m.names:
             extra_t["grad." + n] = m.p(n).grad.numpy().astype(np.float32)
-        path = f"{outdir}/ref_stage{stage}.safetensors"
+        path = f"{outdir}/ref_stage{stage}{'_aligned' if aligned else ''}.safetensors"
         m.save(path, extra=extra_t)
         print(f"{path}: L={L} loss={loss.item():.6f}")
 

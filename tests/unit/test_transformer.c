@@ -60,6 +60,20 @@ static void test_config_json_roundtrip(void **state)
     free(k);
     assert_int_equal(hafm_tf_config_from_json(&d, "{\"stage\": 1}"), -1);
     assert_int_equal(hafm_tf_config_from_json(&d, "not json"), -1);
+    /* aligned conditioning: written only when on, read back, and a boolean */
+    j = hafm_tf_config_to_json(&c);
+    assert_null(strstr(j, "aligned"));
+    free(j);
+    c.aligned_conditioning = 1;
+    j = hafm_tf_config_to_json(&c);
+    assert_non_null(strstr(j, "\"aligned_conditioning\":true"));
+    assert_int_equal(hafm_tf_config_from_json(&d, j), 0);
+    assert_int_equal(d.aligned_conditioning, 1);
+    char *bad = strstr(j, "true");
+    memcpy(bad, "3   ", 4);
+    assert_int_equal(hafm_tf_config_from_json(&d, j), -1);
+    printf("# aligned_conditioning 3: %s\n", hafm_last_error());
+    free(j);
 }
 
 /* The optional "sampling" object: only the keys given are set, written back unchanged, range-checked. */
@@ -96,10 +110,10 @@ static void test_config_sampling(void **state)
 }
 
 /* ---- parity with tests/ref/hafm_ref.py ------------------------------------------------------------ */
-static void check_reference(int stage)
+static void check_reference(int stage, int aligned)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/stages/ref_stage%d.safetensors", data_dir(), stage);
+    snprintf(path, sizeof path, "%s/stages/ref_stage%d%s.safetensors", data_dir(), stage, aligned ? "_aligned" : "");
     hafm_safetensors *st = hafm_st_open(path);
     if (!st) {
         printf("# %s\n", hafm_last_error());
@@ -107,6 +121,8 @@ static void check_reference(int stage)
     }
     hafm_tf_model *m = hafm_tf_load_st(st, stage);
     assert_non_null(m);
+    assert_int_equal(m->cfg.aligned_conditioning, aligned);
+    assert_string_equal(hafm_st_meta(st, "format_version"), aligned ? "2" : "1");
     const hafm_st_tensor *tn = hafm_st_find(st, "fixture.n_units"), *tt = hafm_st_find(st, "fixture.tokens");
     assert_non_null(tn);
     assert_non_null(tt);
@@ -130,7 +146,7 @@ static void check_reference(int stage)
     assert_non_null(ref);
     double md = 0.0;
     for (int64_t i = 0; i < shape3[0] * shape3[1] * shape3[2]; i++) md = fmax(md, fabs(logits[i] - ref[i]));
-    printf("# stage %d: OK (logits) max_diff=%.3g\n", stage, md);
+    printf("# stage %d%s: OK (logits) max_diff=%.3g\n", stage, aligned ? " aligned" : "", md);
     assert_true(md < 2e-5);
 
     int nt = B * lay.n_target;
@@ -139,7 +155,7 @@ static void check_reference(int stage)
     int64_t one = 1;
     float ref_loss;
     assert_int_equal(hafm_st_read_f32(st, "fixture.loss", &ref_loss, 1, &one), 0);
-    printf("# stage %d: OK (loss) %.6f vs %.6f diff=%.3g\n", stage, loss, ref_loss, fabs(loss - ref_loss));
+    printf("# stage %d%s: OK (loss) %.6f vs %.6f diff=%.3g\n", stage, aligned ? " aligned" : "", loss, ref_loss, fabs(loss - ref_loss));
     assert_true(fabs(loss - ref_loss) < 1e-5);
 
     float *grads = calloc(m->n_params, sizeof(float));
@@ -164,7 +180,7 @@ static void check_reference(int stage)
         }
         free(g);
     }
-    printf("# stage %d: OK (grads, %d tensors) max_rel_diff=%.3g (%s)\n", stage, m->n_tensors, gmax, worst);
+    printf("# stage %d%s: OK (grads, %d tensors) max_rel_diff=%.3g (%s)\n", stage, aligned ? " aligned" : "", m->n_tensors, gmax, worst);
     assert_true(gmax < 1e-4);
     free(grads);
     free(ref);
@@ -175,9 +191,14 @@ static void check_reference(int stage)
     hafm_st_close(st);
 }
 
-static void test_reference_stage1(void **state) { (void)state; check_reference(1); }
-static void test_reference_stage2(void **state) { (void)state; check_reference(2); }
-static void test_reference_stage3(void **state) { (void)state; check_reference(3); }
+static void test_reference_stage1(void **state) { (void)state; check_reference(1, 0); }
+static void test_reference_stage2(void **state) { (void)state; check_reference(2, 0); }
+static void test_reference_stage3(void **state) { (void)state; check_reference(3, 0); }
+static void test_reference_aligned(void **state)
+{
+    (void)state;
+    for (int s = 1; s <= 3; s++) check_reference(s, 1);
+}
 
 /* ---- finite differences, kernel by kernel ------------------------------------------------------------ */
 /* Each check: loss = sum(out * R) for a fixed random R, so dL/dout = R; compares the analytic
@@ -411,10 +432,11 @@ static void test_attention_hd64_decode(void **state)
 }
 
 /* ---- the whole model: finite differences on sampled parameters of every tensor --------------------- */
-static hafm_tf_model *tiny_model(int stage, uint64_t seed)
+static hafm_tf_model *tiny_model_aligned(int stage, uint64_t seed, int aligned)
 {
     hafm_tf_config c;
     hafm_tf_config_paper(&c, stage);
+    c.aligned_conditioning = aligned;
     c.n_layer = 2;
     c.d_model = 16;
     c.n_head = 2;
@@ -430,6 +452,8 @@ static hafm_tf_model *tiny_model(int stage, uint64_t seed)
     for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.2f * hafm_rand_normal(&r);
     return m;
 }
+
+static hafm_tf_model *tiny_model(int stage, uint64_t seed) { return tiny_model_aligned(stage, seed, 0); }
 
 static void random_tokens(const hafm_tf_model *m, const hafm_tf_layout *lay, int B, int32_t *tok, hafm_rand *r)
 {
@@ -487,9 +511,9 @@ static void test_fd_whole_model(void **state)
 }
 
 /* ---- KV cache ------------------------------------------------------------------------------------------ */
-static void check_cache(int stage)
+static void check_cache(int stage, int aligned)
 {
-    hafm_tf_model *m = tiny_model(stage, 11 + stage);
+    hafm_tf_model *m = tiny_model_aligned(stage, 11 + stage, aligned);
     hafm_tf_enable_bf16(m);
     hafm_tf_layout lay;
     hafm_tf_layout_init(&lay, &m->cfg, stage == 1 ? 9 : 3);
@@ -507,22 +531,22 @@ static void check_cache(int stage)
     int ts = lay.target_start, P = ts;
     int32_t *pre = malloc((size_t)B * P * sizeof *pre);
     for (int b = 0; b < B; b++) memcpy(pre + b * P, tok + b * lay.L, P * sizeof *pre);
-    assert_int_equal(hafm_tf_decode(m, k, pre, lay.table, lay.seg, P, 0, logits, 0), 0);
+    assert_int_equal(hafm_tf_decode(m, k, pre, &lay, P, 0, logits, 0), 0);
     double md = 0.0, mbf = 0.0;
     for (int i = 0; i < lay.n_target; i++) {
         for (int b = 0; b < B; b++)
             for (int v = 0; v < V; v++) md = fmax(md, fabs(logits[b * V + v] - full[((size_t)b * lay.n_target + i) * V + v]));
         if (i + 1 == lay.n_target) break;
         for (int b = 0; b < B; b++) step[b] = tok[b * lay.L + ts + i];
-        assert_int_equal(hafm_tf_decode(m, k, step, lay.table + ts + i, lay.seg + ts + i, 1, (i + 1) % Q, logits, 0), 0);
+        assert_int_equal(hafm_tf_decode(m, k, step, &lay, 1, (i + 1) % Q, logits, 0), 0);
     }
     /* bf16 weights and bf16 keys/values on the same prefix: the logit error bf16 storage costs */
     hafm_tf_cache_free(k);
     k = hafm_tf_cache_new(m, B, lay.L, 1);
     for (int b = 0; b < B; b++) memcpy(pre + b * (P - 1), tok + b * lay.L, (P - 1) * sizeof *pre);
-    assert_int_equal(hafm_tf_decode(m, k, pre, lay.table, lay.seg, P - 1, -1, NULL, 1), 0);
+    assert_int_equal(hafm_tf_decode(m, k, pre, &lay, P - 1, -1, NULL, 1), 0);
     int32_t sep[2] = { 0, 0 };
-    assert_int_equal(hafm_tf_decode(m, k, sep, lay.table + P - 1, lay.seg + P - 1, 1, 0, lbf, 1), 0);
+    assert_int_equal(hafm_tf_decode(m, k, sep, &lay, 1, 0, lbf, 1), 0);
     double lmax = 0.0;
     for (int i = 0; i < lay.n_target; i++) {   /* every step, through the bf16 cache */
         for (int b = 0; b < B; b++)
@@ -533,10 +557,10 @@ static void check_cache(int stage)
             }
         if (i + 1 == lay.n_target) break;
         for (int b = 0; b < B; b++) step[b] = tok[b * lay.L + ts + i];
-        assert_int_equal(hafm_tf_decode(m, k, step, lay.table + ts + i, lay.seg + ts + i, 1, (i + 1) % Q, lbf, 1), 0);
+        assert_int_equal(hafm_tf_decode(m, k, step, &lay, 1, (i + 1) % Q, lbf, 1), 0);
     }
-    printf("# stage %d: OK (KV cache vs full recompute, %d steps) max_diff=%.3g; bf16 weights+KV max_diff=%.3g (max |logit| %.3g)\n",
-           stage, lay.n_target, md, mbf, lmax);
+    printf("# stage %d%s: OK (KV cache vs full recompute, %d steps) max_diff=%.3g; bf16 weights+KV max_diff=%.3g (max |logit| %.3g)\n",
+           stage, aligned ? " aligned" : "", lay.n_target, md, mbf, lmax);
     assert_true(md < 1e-4);
     assert_true(mbf < 0.02 * lmax);
     assert_true(mbf > 0.0);   /* it really ran the bf16 weights */
@@ -551,7 +575,8 @@ static void check_cache(int stage)
 static void test_kv_cache(void **state)
 {
     (void)state;
-    for (int s = 1; s <= 3; s++) check_cache(s);
+    for (int aligned = 0; aligned <= 1; aligned++)
+        for (int s = 1; s <= 3; s++) check_cache(s, aligned);
 }
 
 /* ---- decode GEMVs: bf16 weights equal float32 weights holding the same (rounded) values ------------ */
@@ -649,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_reference_stage1),
         cmocka_unit_test(test_reference_stage2),
         cmocka_unit_test(test_reference_stage3),
+        cmocka_unit_test(test_reference_aligned),
         cmocka_unit_test(test_fd_rmsnorm_qknorm),
         cmocka_unit_test(test_fd_geglu_linear),
         cmocka_unit_test(test_fd_attention),
