@@ -62,12 +62,12 @@ static int decode_bench(int stage, int context, int steps)
     for (int bf = 1; bf >= 0; bf--) {
         hafm_tf_cache *k = hafm_tf_cache_new(m, B, lay.L, bf);
         int32_t *pre = calloc((size_t)B * context, sizeof *pre);
-        hafm_tf_decode(m, k, pre, lay.table, lay.seg, context, 0, bf ? lb : lf, bf);
+        hafm_tf_decode(m, k, pre, &lay, context, 0, bf ? lb : lf, bf);
         double t0 = hafm_now(), c0 = cpu_now();
         for (int s = 0; s < steps; s++) {
             int32_t step[2] = { s % V, s % V };
             int p = context + s;
-            hafm_tf_decode(m, k, step, lay.table + p, lay.seg + p, 1, (p + 1) % Q, bf ? lb : lf, bf);
+            hafm_tf_decode(m, k, step, &lay, 1, (p + 1) % Q, bf ? lb : lf, bf);
         }
         rate[bf] = steps / (hafm_now() - t0);
         cpu_rate[bf] = steps / (cpu_now() - c0);
