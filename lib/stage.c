@@ -245,7 +245,7 @@ hafm_generator *hafm_generator_new(const hafm_tf_model *m, const hafm_gen_opts *
     int V = m->cfg.target.vocab;
     g->logits = hafm_xmalloc((size_t)2 * V * sizeof(float));
     g->comb = hafm_xmalloc((size_t)V * sizeof(float));
-    g->work = hafm_xmalloc((size_t)V * sizeof(int));
+    g->work = hafm_xmalloc((size_t)3 * V * sizeof(int));
     return g;
 }
 

@@ -28,7 +28,7 @@ void hafm_sampler_default(hafm_sampler *s);
 void hafm_cfg_combine(float *out, const float *cond, const float *uncond, float scale, int V);
 
 /* Draws a token from logits[V] (modified in place: scratch) with temperature, top-k, top-p.
- * work holds V ints. Uses exactly one random number per call when temperature > 0, none when 0. */
+ * work holds 3 V ints. Uses exactly one random number per call when temperature > 0, none when 0. */
 int hafm_sample(float *logits, int V, const hafm_sampler *s, hafm_rand *rng, int *work);
 
 #endif

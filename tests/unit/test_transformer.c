@@ -615,7 +615,7 @@ static void test_sampling(void **state)
     (void)state;
     enum { V = 40 };
     float c[V], u[V], out[V], tmp[V];
-    int work[V];
+    int work[3 * V];
     hafm_rand r;
     hafm_rand_seed(&r, 4);
     fill(c, V, 2.0f, &r);
@@ -665,6 +665,85 @@ static void test_sampling(void **state)
     }
 }
 
+/* The sampler's radix sort against the comparison sort it replaced: the same token for the same
+ * draw, whatever the cut, with ties and both zeros among the logits. */
+static const float *ref_logits;
+static int ref_desc(const void *a, const void *b)
+{
+    float x = ref_logits[*(const int *)a], y = ref_logits[*(const int *)b];
+    if (x != y) return x < y ? 1 : -1;
+    return *(const int *)a - *(const int *)b;
+}
+
+static int ref_sample(float *logits, int V, const hafm_sampler *s, hafm_rand *rng, int *work)
+{
+    for (int i = 0; i < V; i++) work[i] = i;
+    ref_logits = logits;
+    qsort(work, (size_t)V, sizeof *work, ref_desc);
+    int n = (s->top_k > 0 && s->top_k < V) ? s->top_k : V;
+    float maxl = logits[work[0]];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        float p = expf((logits[work[i]] - maxl) / s->temperature);
+        logits[work[i]] = p;
+        sum += p;
+    }
+    if (s->top_p < 1.0f) {
+        double acc = 0.0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            acc += logits[work[i]];
+            if (acc >= s->top_p * sum) { keep = i + 1; break; }
+        }
+        n = keep;
+        sum = 0.0;
+        for (int i = 0; i < n; i++) sum += logits[work[i]];
+    }
+    double u = hafm_rand_uniform(rng) * sum, acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        acc += logits[work[i]];
+        if (u < acc) return work[i];
+    }
+    return work[n - 1];
+}
+
+static void test_sampling_order(void **state)
+{
+    (void)state;
+    enum { V = 1024 };
+    float *c = malloc(V * sizeof *c), *t1 = malloc(V * sizeof *t1), *t2 = malloc(V * sizeof *t2);
+    int *work = malloc(3 * V * sizeof *work);
+    hafm_rand r, r1, r2;
+    hafm_rand_seed(&r, 9);
+    hafm_rand_seed(&r1, 10);
+    hafm_rand_seed(&r2, 10);
+    const int ks[] = { 0, 1, 250, 1023 };
+    const float ps[] = { 1.0f, 0.9f };
+    int differ = 0, draws = 0;
+    for (int it = 0; it < 200; it++) {
+        for (int i = 0; i < V; i++) {   /* coarse values: many ties; some -0 and +0; both signs */
+            c[i] = (float)((int)(hafm_rand_normal(&r) * 4.0)) * 0.5f;
+            if (c[i] == 0.0f && i % 2) c[i] = -0.0f;
+        }
+        hafm_sampler s;
+        hafm_sampler_default(&s);
+        s.top_k = ks[it % 4];
+        s.top_p = ps[(it / 4) % 2];
+        s.temperature = it % 3 ? 1.0f : 0.5f;
+        memcpy(t1, c, V * sizeof *c);
+        memcpy(t2, c, V * sizeof *c);
+        int a = hafm_sample(t1, V, &s, &r1, work), b = ref_sample(t2, V, &s, &r2, work);
+        differ += a != b;
+        draws++;
+    }
+    printf("# radix-sorted sampler vs qsort: %d of %d draws differ\n", differ, draws);
+    assert_int_equal(differ, 0);
+    free(c);
+    free(t1);
+    free(t2);
+    free(work);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_kv_cache),
         cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_sampling_order),
     };
     return cmocka_run_group_tests_name("transformer", tests, NULL, NULL);
 }
