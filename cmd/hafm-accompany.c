@@ -21,7 +21,7 @@ static void usage(FILE *fp)
             "                             of generating one: no models are needed\n"
             "  -M, --models DIR           codec, centroids, stage1-3 .safetensors\n"
             "                             [$HAFM_MODELS, else ../share/hafm/models or ../models beside this program]\n"
-            "  -F, --features KIND        hubert-tok features: mfcc, logmel or hubert\n"
+            "  -F, --features KIND        hubert-tok features: mfcc, logmel, chroma or hubert\n"
             "                             [those the centroids name, as hubert-tok]\n"
             "  -m, --hubert-model FILE    HuBERT weights for -F hubert        [$HAFM_HUBERT_MODEL]\n"
             "  -S, --seed N               sampling seed of every stage, 0-2^63-1            [0]\n"
@@ -67,8 +67,8 @@ int main(int argc, char **argv)
         case 'a': o.accomp_in = optarg; break;
         case 'M': models = optarg; break;
         case 'F':
-            if (strcmp(optarg, "mfcc") && strcmp(optarg, "logmel") && strcmp(optarg, "hubert"))
-                hafm_usage_error("-F: expected mfcc, logmel or hubert, got '%s'", optarg);
+            if (strcmp(optarg, "mfcc") && strcmp(optarg, "logmel") && strcmp(optarg, "chroma") && strcmp(optarg, "hubert"))
+                hafm_usage_error("-F: expected mfcc, logmel, chroma or hubert, got '%s'", optarg);
             o.features = optarg;
             break;
         case 'm': o.hubert_model = optarg; break;

@@ -20,9 +20,10 @@ static void usage(FILE *fp)
             "                          [$HAFM_CENTROIDS, else the shipped models/centroids.safetensors;\n"
             "                          none with --emit-features alone]\n"
             "  -l, --layer L           HuBERT layer, HF hidden_states[L], 0..layers        [9]\n"
-            "  -F, --features KIND     hubert, or the weight-free mfcc (39-d MFCC+deltas) or\n"
-            "                          logmel (80-d)  [the codebook's, when it names them; else hubert]\n"
-            "      --cmvn MODE         mfcc/logmel normalisation: none, mean, meanvar\n"
+            "  -F, --features KIND     hubert, or the weight-free mfcc (39-d MFCC+deltas), logmel\n"
+            "                          (80-d) or chroma (13 MFCC + 12 chroma, 25-d)\n"
+            "                                  [the codebook's, when it names them; else hubert]\n"
+            "      --cmvn MODE         mfcc/logmel/chroma normalisation: none, mean, meanvar\n"
             "                                         [the codebook's, when it names it; else meanvar]\n"
             "  -n, --name NAME         tokens track name                      [vocal.semantic]\n"
             "  -a, --audio NAME        audio track to read from a stream input            [audio]\n"
@@ -155,7 +156,8 @@ int main(int argc, char **argv)
             if (!strcmp(optarg, "hubert")) o.features = HAFM_SEM_HUBERT;
             else if (!strcmp(optarg, "mfcc")) o.features = HAFM_SEM_MFCC;
             else if (!strcmp(optarg, "logmel")) o.features = HAFM_SEM_LOGMEL;
-            else hafm_usage_error("--features: expected hubert, mfcc or logmel, got '%s'", optarg);
+            else if (!strcmp(optarg, "chroma")) o.features = HAFM_SEM_CHROMA;
+            else hafm_usage_error("--features: expected hubert, mfcc, logmel or chroma, got '%s'", optarg);
             break;
         case OPT_CMVN:
             o.cmvn_from_centroids = 0;

@@ -27,7 +27,7 @@ static const char *base_name(const char *path)
 
 static const char *features_name(hafm_sem_features f)
 {
-    return f == HAFM_SEM_HUBERT ? "hubert" : f == HAFM_SEM_MFCC ? "mfcc" : "logmel";
+    return f == HAFM_SEM_HUBERT ? "hubert" : f == HAFM_SEM_MFCC ? "mfcc" : f == HAFM_SEM_LOGMEL ? "logmel" : "chroma";
 }
 
 void hafm_sem_free(hafm_sem *s)
@@ -44,6 +44,7 @@ static int parse_features(const char *name, hafm_sem_features *f)
     if (!strcmp(name, "hubert")) *f = HAFM_SEM_HUBERT;
     else if (!strcmp(name, "mfcc")) *f = HAFM_SEM_MFCC;
     else if (!strcmp(name, "logmel")) *f = HAFM_SEM_LOGMEL;
+    else if (!strcmp(name, "chroma")) *f = HAFM_SEM_CHROMA;
     else return -1;
     return 0;
 }
@@ -119,7 +120,9 @@ hafm_sem *hafm_sem_open(const hafm_sem_opts *opts)
         s->hop = hafm_hubert_hop(c);
     } else {
         hafm_mfcc_config c;
-        hafm_mfcc_config_default(&c, o->features == HAFM_SEM_MFCC ? HAFM_FEAT_MFCC : HAFM_FEAT_LOGMEL);
+        hafm_mfcc_config_default(&c, o->features == HAFM_SEM_MFCC     ? HAFM_FEAT_MFCC
+                                     : o->features == HAFM_SEM_LOGMEL ? HAFM_FEAT_LOGMEL
+                                                                      : HAFM_FEAT_CHROMA);
         c.cmvn = o->cmvn;
         if (!(s->mfcc = hafm_mfcc_new(&c))) goto fail;
         s->dim = hafm_mfcc_dim(&c);

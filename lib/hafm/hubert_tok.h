@@ -1,5 +1,5 @@
 /* hafm/hubert_tok.h - the semantic tokenizer behind hubert-tok: audio -> 50 Hz features
- * (HuBERT layer L, or the weight-free MFCC / log-mel of hafm/mfcc.h) -> nearest k-means
+ * (HuBERT layer L, or the weight-free MFCC / log-mel / chroma of hafm/mfcc.h) -> nearest k-means
  * centroid, written as tracks of a hafm stream. */
 #ifndef HAFM_HUBERT_TOK_H
 #define HAFM_HUBERT_TOK_H
@@ -10,7 +10,7 @@
 #include "mfcc.h"
 #include "stream.h"
 
-typedef enum { HAFM_SEM_HUBERT = 0, HAFM_SEM_MFCC, HAFM_SEM_LOGMEL } hafm_sem_features;
+typedef enum { HAFM_SEM_HUBERT = 0, HAFM_SEM_MFCC, HAFM_SEM_LOGMEL, HAFM_SEM_CHROMA } hafm_sem_features;
 
 typedef struct {
     hafm_sem_features features;

@@ -139,6 +139,29 @@ golden() { od -An -td4 -v "$H/small/$1/tokens_L2_km16.i32" | tr -s ' \n' '  ' | 
     "$HT" -F logmel -e --cmvn none "$H/inputs/synth_1s.wav" | "$DUMP" | grep -q '"shape":\[80\]'
 }
 
+@test "chroma features: 13 cepstra and 12 chroma shares, and a codebook that names them" {
+    "$HT" -F chroma -e --cmvn none "$H/inputs/synth_1s.wav" > "$T/f.hafm"
+    run "$DUMP" "$T/f.hafm"
+    [[ "$output" == *'"name":"vocal.features","kind":"features","dtype":"f32","shape":[25],"rate":50,"frames":49'* ]]
+    # without normalisation the last 12 values of every frame are shares: they sum to 1
+    "$DUMP" -f "$T/f.hafm" | python3 -c '
+import json, sys
+rows = [m["payload"] for m in map(json.loads, sys.stdin) if m["type"] == "data"]
+frames = [r[i:i + 25] for r in rows for i in range(0, len(r), 25)]
+assert len(frames) == 49, len(frames)
+assert all(abs(sum(f[13:]) - 1) < 1e-5 and min(f[13:]) >= 0 for f in frames)'
+    "$HT" -F chroma -e "$H/inputs/synth_1s.wav" > "$T/g.hafm"
+    "$HAFM_BIN/hafm-kmeans" -q -k 8 -o "$T/km.safetensors" "$T/g.hafm"
+    grep -q '"features":"chroma"' "$T/km.safetensors"
+    "$HT" -c "$T/km.safetensors" "$H/inputs/synth_1s.wav" | "$DUMP" | grep -q '"features":"chroma"'
+    run "$HT" -F mfcc -c "$T/km.safetensors" "$H/inputs/synth_1s.wav"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"fitted on chroma features, not mfcc"* ]]
+    run "$HT" -F chord "$H/inputs/synth_1s.wav"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"expected hubert, mfcc, logmel or chroma, got 'chord'"* ]]
+}
+
 @test "a codebook names its features: hubert-tok takes them from it, and finds the shipped one" {
     "$HT" -F mfcc --cmvn mean -e "$H/inputs/synth_1s.wav" > "$T/f.hafm"
     "$HAFM_BIN/hafm-kmeans" -q -k 8 --seed 2 -o "$T/km.safetensors" "$T/f.hafm"

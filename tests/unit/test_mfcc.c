@@ -1,5 +1,5 @@
 /* test_mfcc.c - MFCC / log-mel features against a float64 NumPy reference
- * (tests/ref/mfcc_ref.py), frame alignment with HuBERT, edge cases. */
+ * (tests/ref/mfcc_ref.py), chroma of known chords, frame alignment with HuBERT, edge cases. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -59,6 +59,13 @@ static void compare(const char *input, const char *suffix, hafm_feat_kind kind, 
     printf("# %s (%s %s, [%lld, %d]) max_diff=%.3g (max|ref| %.3g)\n", ok ? "OK" : "FAIL", input, suffix,
            (long long)T, dim, md, scale);
     assert_true(ok);
+    if (kind == HAFM_FEAT_CHROMA) {   /* shares in [0, 1]: held to an absolute bound of their own */
+        double mc = 0;
+        for (int64_t t = 0; t < T; t++)
+            for (int j = dim - 12; j < dim; j++) mc = fmax(mc, fabs(f[t * dim + j] - ref[t * dim + j]));
+        printf("# %s (%s chroma shares) max_diff=%.3g\n", mc <= 1e-5 ? "OK" : "FAIL", input, mc);
+        assert_true(mc <= 1e-5);
+    }
     free(wav), free(f), free(ref);
     hafm_mfcc_free(m);
 }
@@ -72,6 +79,58 @@ static void test_mfcc_reference(void **state)
     compare("real_2s", "mfcc_cmvn", HAFM_FEAT_MFCC, HAFM_CMVN_MEANVAR);
     compare("synth_1s", "logmel", HAFM_FEAT_LOGMEL, HAFM_CMVN_NONE);
     compare("real_2s", "logmel", HAFM_FEAT_LOGMEL, HAFM_CMVN_NONE);
+    compare("synth_1s", "chroma", HAFM_FEAT_CHROMA, HAFM_CMVN_NONE);
+    compare("real_2s", "chroma", HAFM_FEAT_CHROMA, HAFM_CMVN_NONE);
+}
+
+/* A C major triad (C4 E4 G4, equal amplitude) then an A minor one (A3 C4 E4): every frame's
+ * chroma puts its three largest shares on the chord's pitch classes, and shares sum to 1. */
+static void test_chroma_chords(void **state)
+{
+    (void)state;
+    const double cmaj[3] = {261.63, 329.63, 392.00}, amin[3] = {220.00, 261.63, 329.63};
+    const int cmaj_pc[3] = {0, 4, 7}, amin_pc[3] = {9, 0, 4};
+    int64_t n = 32000, T;
+    float *wav = malloc(n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        const double *f = i < n / 2 ? cmaj : amin;
+        double v = 0;
+        for (int k = 0; k < 3; k++) v += 0.2 * sin(2 * M_PI * f[k] * i / 16000);
+        wav[i] = (float)v;
+    }
+    hafm_mfcc_config c;
+    hafm_mfcc_config_default(&c, HAFM_FEAT_CHROMA);
+    c.cmvn = HAFM_CMVN_NONE;
+    assert_int_equal(hafm_mfcc_dim(&c), 25);
+    hafm_mfcc *m = hafm_mfcc_new(&c);
+    assert_non_null(m);
+    float *f = hafm_mfcc_compute(m, wav, n, &T);
+    assert_non_null(f);
+    int checked = 0;
+    double least_chord = 1, most_other = 0;
+    for (int64_t t = 0; t < T; t++) {
+        int64_t centre = t * 320 + 200;
+        /* frames whose 4096-sample window straddles the chord change or the ends are skipped */
+        if (centre < 2048 || centre + 2048 > n || llabs(centre - n / 2) < 2048) continue;
+        const float *ch = f + t * 25 + 13;
+        const int *pc = centre < n / 2 ? cmaj_pc : amin_pc;
+        double sum = 0, chord = 1, other = 0;
+        for (int k = 0; k < 12; k++) {
+            sum += ch[k];
+            int in = k == pc[0] || k == pc[1] || k == pc[2];
+            if (in) chord = fmin(chord, ch[k]);
+            else other = fmax(other, ch[k]);
+        }
+        assert_true(fabs(sum - 1) < 1e-5);
+        assert_true(chord > other);
+        least_chord = fmin(least_chord, chord), most_other = fmax(most_other, other);
+        checked++;
+    }
+    printf("# OK (%d frames of C major / A minor: least chord share %.3f > largest other %.3f)\n", checked,
+           least_chord, most_other);
+    assert_true(checked > 40);
+    free(wav), free(f);
+    hafm_mfcc_free(m);
 }
 
 /* A 1 kHz tone: the log-mel maximum sits in the filter whose centre is nearest 1 kHz. */
@@ -150,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mfcc_reference),
         cmocka_unit_test(test_tone_band),
+        cmocka_unit_test(test_chroma_chords),
         cmocka_unit_test(test_gain_invariance),
         cmocka_unit_test(test_edges),
     };
