@@ -65,7 +65,12 @@ c = ev['codec']
 card = head('codec', 'A small EnCodec-architecture codec (SEANet encoder/decoder with an LSTM, residual vector '
             'quantiser), 24 kHz mono, 75 frames per second, 8 codebooks of 1024 at 6 kbps; the codec of '
             '`encodec-enc`/`encodec-dec` in the default pipeline.') + warn
-card += '## Data\n\n%s Trained on the accompaniments of the training songs (the codec only codes accompaniments).\n\n' % data
+codec_songs = int(env.get('CODEC_SONGS') or env['SONGS'])
+index = os.path.join(C, 'lists', 'index.tsv')
+codec_train = sum(1 for r in csv.reader(open(index), delimiter='\t') if int(r[0]) < codec_songs and r[2] == 'train') \
+    if os.path.exists(index) else 0
+card += ('## Data\n\n%s The codec trained on the accompaniments of the %d training songs among the first %d '
+         '(`CODEC_SONGS`; the codec only codes accompaniments).\n\n' % (data, codec_train, codec_songs))
 card += ('## Configuration and training\n\n`encodec-train %s %s --lr %s --steps %s --batch %s --segment %s --seed %s` '
          '(reconstruction losses: time-domain L1, multi-scale mel; quantiser dropout over 1.5/3/6 kbps).\n\n'
          '%d optimiser steps logged, %.0f s of training step time in all; final step: loss %.4f, L1 %.4f, mel %.4f.\n\n'
@@ -88,13 +93,16 @@ open(os.path.join(M, 'codec.md'), 'w').write(card)
 
 # ---- tokenizer
 kl = open(os.path.join(W, 'features', 'kmeans.log')).read().strip().splitlines()
-feat_desc = {'mfcc': '39-dimensional MFCCs with deltas', 'logmel': '80-band log-mel spectra'}.get(env['FEATURES'], env['FEATURES'])
+feat_desc = {'mfcc': '39-dimensional MFCCs with deltas', 'logmel': '80-band log-mel spectra',
+             'chroma': '13 cepstra and a 12-bin chroma from a 256 ms window'}.get(env['FEATURES'], env['FEATURES'])
 card = head('centroids', 'The semantic tokenizer: %s k-means centroids over `hubert-tok -F %s` features (%s, '
             'normalised per song, 50 frames per second), used by `hubert-tok` for the vocal and the accompaniment '
             'semantic tokens (the file names its features, so `hubert-tok -c centroids.safetensors` needs no -F). '
             'No HuBERT checkpoint can be downloaded here; clusters of spectral features are what HuBERT\'s own '
-            'first iteration is trained on, and log-mel clusters keep the pitch that MFCCs drop.'
-            % (env['K'], env['FEATURES'], feat_desc))
+            'first iteration is trained on.%s'
+            % (env['K'], env['FEATURES'], feat_desc,
+               {'logmel': ' Log-mel clusters keep the pitch that MFCCs drop.',
+                'chroma': ' The chroma makes the clusters keep the notes and chords that cepstra drop.'}.get(env['FEATURES'], '')))
 card += '## Data\n\n%s Fitted on the features of both the vocals and the accompaniments of the training songs.\n\n' % data
 card += '## Fit\n\n`hafm-kmeans -k %s -b ... --seed %s` (mini-batch k-means); its log:\n\n```\n%s\n```\n' % (
     env['K'], env['SEED'], '\n'.join(kl[-4:]))
