@@ -23,6 +23,10 @@ if os.path.exists(fit_tsv):
 def count(split):
     p = os.path.join(C, 'lists', split + '.txt')
     return sum(1 for _ in open(p)) if os.path.exists(p) else 0
+def train_among(first):   # training songs among the corpus's first `first`
+    index = os.path.join(C, 'lists', 'index.tsv')
+    return sum(1 for r in csv.reader(open(index), delimiter='\t') if int(r[0]) < first and r[2] == 'train') \
+        if os.path.exists(index) else 0
 def size(name):
     p = os.path.join(M, name)
     return '%.2f MB' % (os.path.getsize(p) / 1e6) if os.path.exists(p) else 'missing'
@@ -66,11 +70,8 @@ card = head('codec', 'A small EnCodec-architecture codec (SEANet encoder/decoder
             'quantiser), 24 kHz mono, 75 frames per second, 8 codebooks of 1024 at 6 kbps; the codec of '
             '`encodec-enc`/`encodec-dec` in the default pipeline.') + warn
 codec_songs = int(env.get('CODEC_SONGS') or env['SONGS'])
-index = os.path.join(C, 'lists', 'index.tsv')
-codec_train = sum(1 for r in csv.reader(open(index), delimiter='\t') if int(r[0]) < codec_songs and r[2] == 'train') \
-    if os.path.exists(index) else 0
 card += ('## Data\n\n%s The codec trained on the accompaniments of the %d training songs among the first %d '
-         '(`CODEC_SONGS`; the codec only codes accompaniments).\n\n' % (data, codec_train, codec_songs))
+         '(`CODEC_SONGS`; the codec only codes accompaniments).\n\n' % (data, train_among(codec_songs), codec_songs))
 card += ('## Configuration and training\n\n`encodec-train %s %s --lr %s --steps %s --batch %s --segment %s --seed %s` '
          '(reconstruction losses: time-domain L1, multi-scale mel; quantiser dropout over 1.5/3/6 kbps).\n\n'
          '%d optimiser steps logged, %.0f s of training step time in all; final step: loss %.4f, L1 %.4f, mel %.4f.\n\n'
@@ -103,7 +104,9 @@ card = head('centroids', 'The semantic tokenizer: %s k-means centroids over `hub
             % (env['K'], env['FEATURES'], feat_desc,
                {'logmel': ' Log-mel clusters keep the pitch that MFCCs drop.',
                 'chroma': ' The chroma makes the clusters keep the notes and chords that cepstra drop.'}.get(env['FEATURES'], '')))
-card += '## Data\n\n%s Fitted on the features of both the vocals and the accompaniments of the training songs.\n\n' % data
+tok_songs = int(env.get('TOKENIZER_SONGS') or env['SONGS'])
+card += ('## Data\n\n%s Fitted on the features of both the vocals and the accompaniments of the %d training songs '
+         'among the first %d (`TOKENIZER_SONGS`).\n\n' % (data, train_among(tok_songs), tok_songs))
 card += '## Fit\n\n`hafm-kmeans -k %s -b ... --seed %s` (mini-batch k-means); its log:\n\n```\n%s\n```\n' % (
     env['K'], env['SEED'], '\n'.join(kl[-4:]))
 open(os.path.join(M, 'centroids.md'), 'w').write(card)
