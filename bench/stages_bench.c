@@ -123,7 +123,7 @@ static int train_bench(int stage, int batch, int len_units, int steps)
         for (int b = 0; b < batch; b++) {
             for (int p = 0; p < lay.L; p++) tok[p] = lay.table[p] < 0 ? 0 : (p * 7 + b) % (m->table_rows[lay.table[p]] - 1);
             hafm_tf_forward(m, a, tok);
-            hafm_tf_loss(a, tok, 1.0f / (batch * lay.n_target), NULL);
+            hafm_tf_loss(a, tok, 1.0f / (batch * lay.n_target), NULL, NULL, NULL);
             hafm_tf_backward(m, a, tok, g);
         }
         hafm_adamw_update(m->params, g, am, av, decay, m->n_params, 1e-4, 0.9, 0.999, 1e-8, 0.01, s + 1);

@@ -93,19 +93,6 @@ static int parse_int_list(const char *opt, const char *arg, int *out, int max, i
     return n;
 }
 
-static int parse_double_list(const char *opt, const char *arg, double *out, int max, double lo, double hi)
-{
-    char *copy = hafm_xstrdup(arg), *save = NULL;
-    int n = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n == max) hafm_usage_error("%s: at most %d values", opt, max);
-        out[n++] = hafm_opt_double(opt, tok, lo, hi);
-    }
-    free(copy);
-    if (!n) hafm_usage_error("%s: expected a comma-separated list", opt);
-    return n;
-}
-
 /* ---- data ------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -379,7 +366,7 @@ int main(int argc, char **argv)
         case O_DILB: cfg.dilation_base = (int)hafm_opt_long("--dilation-base", optarg, 1, 16); arch_set = 1; break;
         case O_COMPRESS: cfg.compress = (int)hafm_opt_long("--compress", optarg, 1, 64); arch_set = 1; break;
         case O_BINS: cfg.bins = (int)hafm_opt_long("--bins", optarg, 2, 65536); arch_set = 1; break;
-        case O_BW: cfg.n_bw = parse_double_list("--bandwidths", optarg, cfg.target_bandwidths, CT_MAX_BW, 0.001, 10000.0); arch_set = 1; break;
+        case O_BW: cfg.n_bw = hafm_opt_double_list("--bandwidths", optarg, cfg.target_bandwidths, CT_MAX_BW, 0.001, 10000.0); arch_set = 1; break;
         case 'q': quiet = 1; break;
         case 't': hafm_set_threads((int)hafm_opt_long("--threads", optarg, 1, 1024)); break;
         case 'h': usage(stdout); return 0;

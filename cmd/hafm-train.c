@@ -43,6 +43,9 @@ static void usage(FILE *fp)
             "      --weight-decay X   AdamW decoupled weight decay, 0..1  [0.01]\n"
             "      --clip X           gradient-norm clip, 0 = off, 0..1e6 [1]\n"
             "      --cond-dropout P   null-conditioning probability, 0..1 [0.1]\n"
+            "      --codebook-weights LIST  loss weight of each target codebook, comma-separated,\n"
+            "                         0..1e6, scaled to mean 1 (e.g. 4,1,1,1 stresses codebook 1;\n"
+            "                         the logged and validation losses stay unweighted)   [all equal]\n"
             "      --seed N           crops and dropout, 0..2^63-1        [1]\n"
             "Output and monitoring:\n"
             "  -o, --output FILE      checkpoint, written atomically every --save-every steps and at the end\n"
@@ -112,6 +115,10 @@ static char *training_json(const hafm_train_opts *o, const hafm_train_state *st,
     cJSON_AddNumberToObject(j, "micro_batch", micro_batch);
     cJSON_AddNumberToObject(j, "cond_dropout", o->cond_dropout);
     cJSON_AddNumberToObject(j, "window_units", o->window_units);
+    if (o->n_codebook_weights) {
+        cJSON *w = cJSON_AddArrayToObject(j, "codebook_weights");
+        for (int q = 0; q < o->n_codebook_weights; q++) cJSON_AddItemToArray(w, cJSON_CreateNumber(o->codebook_weights[q]));
+    }
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -140,6 +147,13 @@ static void opts_from_json(hafm_train_opts *o, const char *json)
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "micro_batch")) && cJSON_IsNumber(x)) o->micro_batch = (int)x->valuedouble;
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "window_units")) && cJSON_IsNumber(x)) o->window_units = (int)x->valuedouble;
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "seed")) && cJSON_IsString(x)) o->seed = strtoull(x->valuestring, NULL, 10);
+    o->n_codebook_weights = 0;
+    if ((x = cJSON_GetObjectItemCaseSensitive(j, "codebook_weights")) && cJSON_IsArray(x)) {
+        const cJSON *w;
+        cJSON_ArrayForEach(w, x) {
+            if (o->n_codebook_weights < 64 && cJSON_IsNumber(w)) o->codebook_weights[o->n_codebook_weights++] = (float)w->valuedouble;
+        }
+    }
 #undef GET
     cJSON_Delete(j);
 }
@@ -154,7 +168,7 @@ int main(int argc, char **argv)
     hafm_keep_freed_memory();
     enum { O_STAGE = 256, O_CONFIG, O_LAYERS, O_DMODEL, O_HEADS, O_DFF, O_BUCKETS, O_WINDOW, O_ALIGNED, O_INIT, O_TARGET,
            O_STEPS, O_BATCH, O_MICRO, O_LR, O_LRMIN, O_WARMUP, O_WD, O_CLIP, O_DROP, O_SEED, O_SAVE, O_EXPORT, O_EXPORT_DTYPE,
-           O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_SAMPLING, O_VERSION };
+           O_VAL, O_VALEVERY, O_VALCROPS, O_LOG, O_PLOT, O_PLOTONLY, O_RESUME, O_STOPAT, O_PRINT, O_SAMPLING, O_CBW, O_VERSION };
     static const struct option lo[] = {
         { "stage", 1, 0, O_STAGE }, { "config", 1, 0, O_CONFIG }, { "layers", 1, 0, O_LAYERS },
         { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "d-ff", 1, 0, O_DFF },
@@ -163,7 +177,7 @@ int main(int argc, char **argv)
         { "cond", 1, 0, 'c' }, { "target", 1, 0, O_TARGET }, { "steps", 1, 0, O_STEPS }, { "batch", 1, 0, O_BATCH },
         { "micro-batch", 1, 0, O_MICRO }, { "lr", 1, 0, O_LR }, { "lr-min", 1, 0, O_LRMIN },
         { "warmup", 1, 0, O_WARMUP }, { "weight-decay", 1, 0, O_WD }, { "clip", 1, 0, O_CLIP },
-        { "cond-dropout", 1, 0, O_DROP }, { "seed", 1, 0, O_SEED }, { "output", 1, 0, 'o' },
+        { "cond-dropout", 1, 0, O_DROP }, { "codebook-weights", 1, 0, O_CBW }, { "seed", 1, 0, O_SEED }, { "output", 1, 0, 'o' },
         { "save-every", 1, 0, O_SAVE }, { "export", 1, 0, O_EXPORT }, { "export-dtype", 1, 0, O_EXPORT_DTYPE }, { "val", 1, 0, O_VAL },
         { "val-every", 1, 0, O_VALEVERY }, { "val-crops", 1, 0, O_VALCROPS }, { "log", 1, 0, O_LOG },
         { "plot", 1, 0, O_PLOT }, { "plot-only", 0, 0, O_PLOTONLY }, { "resume", 1, 0, O_RESUME },
@@ -207,6 +221,14 @@ int main(int argc, char **argv)
         case O_WD: o.weight_decay = hafm_opt_double("--weight-decay", optarg, 0.0, 1.0); break;
         case O_CLIP: o.clip = hafm_opt_double("--clip", optarg, 0.0, 1e6); break;
         case O_DROP: o.cond_dropout = hafm_opt_double("--cond-dropout", optarg, 0.0, 1.0); break;
+        case O_CBW: {
+            double w[64];
+            o.n_codebook_weights = hafm_opt_double_list("--codebook-weights", optarg, w, 64, 0.0, 1e6);
+            double sum = 0.0;
+            for (int q = 0; q < o.n_codebook_weights; q++) sum += (o.codebook_weights[q] = (float)w[q]);
+            if (!(sum > 0.0)) hafm_usage_error("--codebook-weights: at least one weight must be positive");
+            break;
+        }
         case O_SEED: o.seed = (uint64_t)hafm_opt_long("--seed", optarg, 0, INT64_MAX); break;
         case 'o': out = optarg; break;
         case O_SAVE: save_every = hafm_opt_long("--save-every", optarg, 1, 1000000000); break;
@@ -310,6 +332,9 @@ int main(int argc, char **argv)
     if (o.micro_batch > o.batch) o.micro_batch = o.batch;
     if (o.lr_min > o.lr) hafm_usage_error("--lr-min: must not exceed --lr");
     if (o.warmup > o.steps) hafm_usage_error("--warmup: must not exceed --steps");
+    if (o.n_codebook_weights && o.n_codebook_weights != m->cfg.target.codebooks)
+        hafm_usage_error("--codebook-weights: the target has %d codebooks, got %d weights", m->cfg.target.codebooks,
+                         o.n_codebook_weights);
     if (ncond && ncond != m->cfg.n_cond) hafm_usage_error("-c: the model has %d conditioning tracks, got %d", m->cfg.n_cond, ncond);
 
     /* ---- data ---- */

@@ -339,6 +339,19 @@ double hafm_opt_double(const char *opt, const char *arg, double lo, double hi)
     return v;
 }
 
+int hafm_opt_double_list(const char *opt, const char *arg, double *out, int max, double lo, double hi)
+{
+    char *copy = hafm_xstrdup(arg), *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max) hafm_usage_error("%s: at most %d values", opt, max);
+        out[n++] = hafm_opt_double(opt, tok, lo, hi);
+    }
+    free(copy);
+    if (!n) hafm_usage_error("%s: expected a comma-separated list", opt);
+    return n;
+}
+
 /* ---- element types ------------------------------------------------------------------------ */
 
 static const struct { hafm_dtype t; const char *name; size_t size; } dtypes[] = {

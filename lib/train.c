@@ -47,6 +47,8 @@ struct hafm_trainer {
     const hafm_stage_item **items;     /* those long enough for a crop */
     int64_t *cum;                      /* cumulative crop start counts, for length-weighted draws */
     int n_items;
+    float codebook_weight[64];         /* scaled to mean 1 */
+    const float *loss_weight;          /* codebook_weight, or NULL when all are equal */
 };
 
 hafm_trainer *hafm_trainer_new(hafm_tf_model *m, const hafm_train_opts *o, const hafm_comm *comm,
@@ -56,9 +58,30 @@ hafm_trainer *hafm_trainer_new(hafm_tf_model *m, const hafm_train_opts *o, const
         hafm_error("batch, micro-batch and window must be positive");
         return NULL;
     }
+    int Q = m->cfg.target.codebooks;
+    if (o->n_codebook_weights && o->n_codebook_weights != Q) {
+        hafm_error("%d codebook loss weights for a target of %d codebooks", o->n_codebook_weights, Q);
+        return NULL;
+    }
+    double wsum = 0.0;
+    for (int q = 0; q < o->n_codebook_weights; q++) {
+        if (!(o->codebook_weights[q] >= 0.0f && o->codebook_weights[q] <= 1e6f)) {
+            hafm_error("codebook loss weight %d: %g is not in 0..1e6", q + 1, o->codebook_weights[q]);
+            return NULL;
+        }
+        wsum += o->codebook_weights[q];
+    }
+    if (o->n_codebook_weights && !(wsum > 0.0)) {
+        hafm_error("codebook loss weights: all are 0");
+        return NULL;
+    }
     hafm_trainer *t = hafm_xcalloc(1, sizeof *t);
     t->m = m;
     t->o = *o;
+    for (int q = 0; q < o->n_codebook_weights; q++) {
+        t->codebook_weight[q] = (float)(o->codebook_weights[q] * Q / wsum);
+        if (o->codebook_weights[q] != o->codebook_weights[0]) t->loss_weight = t->codebook_weight;
+    }
     if (comm) t->comm = *comm;
     else t->comm.world = 1;
     if (hafm_tf_layout_init(&t->lay, &m->cfg, o->window_units) < 0) {
@@ -127,7 +150,9 @@ static int run_crops(hafm_trainer *t, const crop *crops, int n, float loss_scale
             return -1;
         }
         int64_t ok = 0;
-        *loss += hafm_tf_loss(a, t->tokens, loss_scale, &ok);
+        double unweighted = 0.0;
+        hafm_tf_loss(a, t->tokens, loss_scale, backward ? t->loss_weight : NULL, &unweighted, &ok);
+        *loss += unweighted;
         *correct += ok;
         if (backward) hafm_tf_backward(t->m, a, t->tokens, t->grads);
         hafm_tf_acts_free(tmp);

@@ -159,16 +159,18 @@ static float *forward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_
     return a->logits;
 }
 
-double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, int64_t *correct)
+double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, const float *codebook_weight,
+                    double *unweighted, int64_t *correct)
 {
     const hafm_tf_layout *lay = a->lay;
-    int nt = lay->n_target, V = a->V, R = a->B * nt;
+    int nt = lay->n_target, V = a->V, R = a->B * nt, Q = a->Q;
     double *row_loss = hafm_xmalloc((size_t)R * sizeof *row_loss);
     int *row_ok = hafm_xmalloc((size_t)R * sizeof *row_ok);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < R; r++) {
         int b = r / nt, i = r % nt;
         int target = tokens[(size_t)b * a->L + lay->target_start + i];
+        float scale = codebook_weight ? loss_scale * codebook_weight[i % Q] : loss_scale;
         const float *lg = a->logits + (size_t)r * V;
         float *dl = a->dlogits + (size_t)r * V;
         int best = 0;
@@ -181,21 +183,23 @@ double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, in
             sum += dl[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++) dl[j] *= inv * loss_scale;
-        dl[target] -= loss_scale;
+        for (int j = 0; j < V; j++) dl[j] *= inv * scale;
+        dl[target] -= scale;
         row_loss[r] = -((double)(lg[target] - mx) - log(sum));
         row_ok[r] = (best == target);
     }
-    double loss = 0.0;
+    double loss = 0.0, weighted = 0.0;
     int64_t ok = 0;
     for (int r = 0; r < R; r++) {
         loss += row_loss[r];
+        weighted += codebook_weight ? codebook_weight[(r % nt) % Q] * row_loss[r] : row_loss[r];
         ok += row_ok[r];
     }
     free(row_loss);
     free(row_ok);
+    if (unweighted) *unweighted = loss;
     if (correct) *correct = ok;
-    return loss;
+    return weighted;
 }
 
 static void backward_pass(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens, float *grads)

@@ -129,8 +129,9 @@ for st in (1, 2, 3):
                 'T5 relative position bias, GEGLU, per-codebook heads) at a small size.') + (warn_stage if st > 1 else '')
     card += '## Data\n\n%s Tokens: `hubert-tok -F %s -c centroids.safetensors` on vocal and accompaniment, `encodec-enc -b 6` with `codec.safetensors` on the accompaniment.\n\n' % (data, env['FEATURES'])
     card += ('## Configuration and training\n\n```json\n%s\n```\n\n`hafm-train --config stage%d.json --steps %s --batch %s '
-             '--lr %s --seed %s%s` (AdamW, warmup and cosine decay, condition dropout 0.1).\n\n'
+             '--lr %s --seed %s%s%s` (AdamW, warmup and cosine decay, condition dropout 0.1).\n\n'
              % (json.dumps(cfg), st, env['STAGE%d_STEPS' % st], env.get('STAGE%d_BATCH' % st, env['BATCH']), env['LR'], env['SEED'],
+                ' --codebook-weights %s' % env['STAGE%d_CODEBOOK_WEIGHTS' % st] if env.get('STAGE%d_CODEBOOK_WEIGHTS' % st) else '',
                 " --sampling '%s'" % env['SAMPLING'] if env.get('SAMPLING') else ''))
     if tr:
         card += '%d steps, %.0f s of step time in all, %d target tokens per step; final training loss %.4f, accuracy %.4f.\n\n' % (

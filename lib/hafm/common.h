@@ -57,6 +57,8 @@ char *hafm_xstrdup(const char *s);
 /* On failure these call hafm_usage_error("-x: expected an integer in [lo, hi], got 'arg'"). */
 long   hafm_opt_long(const char *opt, const char *arg, long lo, long hi);
 double hafm_opt_double(const char *opt, const char *arg, double lo, double hi);
+/* A comma-separated list of at most max numbers, each in [lo, hi]; returns the count (>= 1). */
+int hafm_opt_double_list(const char *opt, const char *arg, double *out, int max, double lo, double hi);
 /* Non-dying variants: 0 ok, -1 not a number or out of range. */
 int hafm_parse_long(const char *s, long lo, long hi, long *out);
 int hafm_parse_double(const char *s, double lo, double hi, double *out);

@@ -22,6 +22,11 @@ typedef struct {
     double cond_dropout;    /* probability of the null conditioning [0.1] */
     int window_units;       /* crop length in units */
     uint64_t seed;
+    /* Loss weight of each target codebook (n_codebook_weights = the target's codebooks), or
+     * n_codebook_weights = 0 for all equal. The trainer scales them to mean 1, so the loss stays
+     * a mean cross-entropy; logged and validated losses are unweighted. */
+    int n_codebook_weights;
+    float codebook_weights[64];
 } hafm_train_opts;
 
 void hafm_train_opts_default(hafm_train_opts *o);

@@ -133,9 +133,12 @@ void hafm_tf_acts_free(hafm_tf_acts *a);
  * vocab_t] (row i predicts target token i), owned by the activations. */
 float *hafm_tf_forward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens);
 /* Cross-entropy of the last forward against its own target tokens: sum over the B x n_target
- * predictions of -log p (returned), number correct by argmax in *correct. Also writes the
- * logit gradient scaled by loss_scale (e.g. 1 / tokens of the global batch) for backward. */
-double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, int64_t *correct);
+ * predictions of -log p, each weighted by its codebook's codebook_weight[q] (NULL: all 1), is
+ * returned; the unweighted sum goes to *unweighted and the number correct by argmax to *correct
+ * (either may be NULL). Also writes the gradient of the weighted sum, scaled by loss_scale (e.g.
+ * 1 / tokens of the global batch), for backward. */
+double hafm_tf_loss(hafm_tf_acts *a, const int32_t *tokens, float loss_scale, const float *codebook_weight,
+                    double *unweighted, int64_t *correct);
 /* Accumulates parameter gradients (+=) into grads (n_params floats). */
 void hafm_tf_backward(const hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tokens, float *grads);
 

@@ -172,6 +172,30 @@ PY
     [[ "$output" == *"--init keeps the model's architecture"* ]]
 }
 
+@test "--codebook-weights: equal weights change nothing, others change training, resume keeps them, bad lists refused" {
+    "$HAFM_BIN/hafm-train" $COMMON --steps 6 --log "$T/p.jsonl" -o "$T/p.safetensors" "$T/train.hafm"
+    "$HAFM_BIN/hafm-train" $COMMON --steps 6 --codebook-weights 2,2,2,2 --log "$T/e.jsonl" -o "$T/e.safetensors" "$T/train.hafm"
+    [ "$(losses "$T/p.jsonl")" = "$(losses "$T/e.jsonl")" ]
+    "$HAFM_BIN/hafm-train" $COMMON --steps 6 --codebook-weights 4,1,1,1 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
+    # the first step's loss is the same unweighted cross-entropy; the update differs
+    [ "$(losses "$T/p.jsonl" | head -1)" = "$(losses "$T/a.jsonl" | head -1)" ]
+    [ "$(losses "$T/p.jsonl")" != "$(losses "$T/a.jsonl")" ]
+    "$HAFM_BIN/hafm-train" $COMMON --steps 6 --codebook-weights 4,1,1,1 --stop-at 3 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
+    "$HAFM_BIN/hafm-train" --resume "$T/b.safetensors" -q --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"
+    [ "$(losses "$T/a.jsonl")" = "$(losses "$T/b.jsonl")" ]
+    cmp "$T/a.safetensors" "$T/b.safetensors"
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --codebook-weights 4,1,1 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [[ "$output" == "hafm-train: --codebook-weights: the target has 4 codebooks, got 3 weights"* ]]
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --codebook-weights 0,0,0,0 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --codebook-weights 1,-1,1,1 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    run "$HAFM_BIN/hafm-train" $COMMON --steps 2 --codebook-weights 1,x,1,1 -o "$T/x" "$T/train.hafm"
+    [ "$status" -eq 2 ]
+    [ ! -e "$T/x" ]
+}
+
 @test "kill and resume: the loss trajectory and the final checkpoint equal an uninterrupted run" {
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --log "$T/a.jsonl" -o "$T/a.safetensors" "$T/train.hafm"
     "$HAFM_BIN/hafm-train" $COMMON --steps 12 --stop-at 5 --log "$T/b.jsonl" -o "$T/b.safetensors" "$T/train.hafm"

@@ -151,7 +151,7 @@ static void check_reference(int stage, int aligned)
 
     int nt = B * lay.n_target;
     int64_t correct;
-    double loss = hafm_tf_loss(a, tokens, 1.0f / nt, &correct) / nt;
+    double loss = hafm_tf_loss(a, tokens, 1.0f / nt, NULL, NULL, &correct) / nt;
     int64_t one = 1;
     float ref_loss;
     assert_int_equal(hafm_st_read_f32(st, "fixture.loss", &ref_loss, 1, &one), 0);
@@ -465,6 +465,33 @@ static void random_tokens(const hafm_tf_model *m, const hafm_tf_layout *lay, int
         }
 }
 
+/* Largest relative error of the analytic gradient g against central differences of the (weighted)
+ * loss, over `samples` random entries of every tensor. */
+static double fd_worst(hafm_tf_model *m, hafm_tf_acts *a, const int32_t *tok, float scale, const float *weight,
+                       const float *g, hafm_rand *r, int samples)
+{
+    double worst = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const hafm_tf_tensor *t = &m->tensors[i];
+        for (int s = 0; s < samples; s++) {
+            size_t j = t->offset + (size_t)hafm_rand_below(r, t->numel);
+            /* embedding rows of tokens not in the batch have zero gradient both ways: fine too */
+            float keep = m->params[j], h = 1e-2f;
+            m->params[j] = keep + h;
+            hafm_tf_forward(m, a, tok);
+            double lp = hafm_tf_loss(a, tok, scale, weight, NULL, NULL) * scale;
+            m->params[j] = keep - h;
+            hafm_tf_forward(m, a, tok);
+            double lm = hafm_tf_loss(a, tok, scale, weight, NULL, NULL) * scale;
+            m->params[j] = keep;
+            double fd = (lp - lm) / (2 * h), err = fabs(fd - g[j]) / fmax(1e-2, fabs(fd));
+            if (err > worst) worst = err;
+            if (err > 2e-2) printf("# fd %s[%zu]: fd %.6g analytic %.6g\n", t->name, j - t->offset, fd, g[j]);
+        }
+    }
+    return worst;
+}
+
 static void test_fd_whole_model(void **state)
 {
     (void)state;
@@ -479,29 +506,20 @@ static void test_fd_whole_model(void **state)
     hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, B);
     float scale = 1.0f / (B * lay.n_target);
     hafm_tf_forward(m, a, tok);
-    hafm_tf_loss(a, tok, scale, NULL);
+    hafm_tf_loss(a, tok, scale, NULL, NULL, NULL);
     float *g = calloc(m->n_params, sizeof(float));
     hafm_tf_backward(m, a, tok, g);
-    double worst = 0.0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const hafm_tf_tensor *t = &m->tensors[i];
-        for (int s = 0; s < 3; s++) {
-            size_t j = t->offset + (size_t)hafm_rand_below(&r, t->numel);
-            /* embedding rows of tokens not in the batch have zero gradient both ways: fine too */
-            float keep = m->params[j], h = 1e-2f;
-            m->params[j] = keep + h;
-            hafm_tf_forward(m, a, tok);
-            double lp = hafm_tf_loss(a, tok, scale, NULL) * scale;
-            m->params[j] = keep - h;
-            hafm_tf_forward(m, a, tok);
-            double lm = hafm_tf_loss(a, tok, scale, NULL) * scale;
-            m->params[j] = keep;
-            double fd = (lp - lm) / (2 * h), err = fabs(fd - g[j]) / fmax(1e-2, fabs(fd));
-            if (err > worst) worst = err;
-            if (err > 2e-2) printf("# fd %s[%zu]: fd %.6g analytic %.6g\n", t->name, j - t->offset, fd, g[j]);
-        }
-    }
+    double worst = fd_worst(m, a, tok, scale, NULL, g, &r, 3);
     printf("# fd whole model (stage-2 layout, 3 samples x %d tensors) max_rel_err=%.3g\n", m->n_tensors, worst);
+    assert_true(worst < 2e-2);
+    /* with codebook loss weights, the gradient is that of the weighted loss */
+    const float w[4] = { 2.5f, 0.5f, 0.5f, 0.5f };
+    hafm_tf_forward(m, a, tok);
+    hafm_tf_loss(a, tok, scale, w, NULL, NULL);
+    memset(g, 0, m->n_params * sizeof(float));
+    hafm_tf_backward(m, a, tok, g);
+    worst = fd_worst(m, a, tok, scale, w, g, &r, 2);
+    printf("# fd weighted loss (2 samples x %d tensors) max_rel_err=%.3g\n", m->n_tensors, worst);
     assert_true(worst < 2e-2);
     free(g);
     free(tok);
@@ -567,6 +585,51 @@ static void check_cache(int stage, int aligned)
     free(pre);
     free(tok);
     hafm_tf_cache_free(k);
+    hafm_tf_acts_free(a);
+    hafm_tf_layout_free(&lay);
+    hafm_tf_free(m);
+}
+
+/* Codebook loss weights: the returned loss is the per-codebook weighted sum of the rows'
+ * cross-entropies, and the unweighted sum comes back too (their gradient: test_fd_whole_model). */
+static void test_codebook_loss_weights(void **state)
+{
+    (void)state;
+    hafm_tf_model *m = tiny_model(2, 11);
+    hafm_tf_layout lay;
+    hafm_tf_layout_init(&lay, &m->cfg, 2);
+    int B = 2, Q = m->cfg.target.codebooks, nt = lay.n_target;
+    assert_int_equal(Q, 4);
+    int32_t *tok = malloc((size_t)B * lay.L * sizeof *tok);
+    hafm_rand r;
+    hafm_rand_seed(&r, 5);
+    random_tokens(m, &lay, B, tok, &r);
+    hafm_tf_acts *a = hafm_tf_acts_new(m, &lay, B);
+    const float w[4] = { 2.5f, 0.5f, 0.5f, 0.5f };
+    float scale = 1.0f / (B * nt);
+    float *logits = hafm_tf_forward(m, a, tok);
+    /* per-codebook cross-entropy by hand */
+    double ce[4] = { 0 }, by_hand = 0.0, plain = 0.0, unweighted = -1.0;
+    for (int row = 0; row < B * nt; row++) {
+        const float *lg = logits + (size_t)row * m->cfg.target.vocab;
+        int target = tok[(size_t)(row / nt) * lay.L + lay.target_start + row % nt];
+        double mx = lg[0], sum = 0.0;
+        for (int j = 1; j < m->cfg.target.vocab; j++) mx = fmax(mx, lg[j]);
+        for (int j = 0; j < m->cfg.target.vocab; j++) sum += exp(lg[j] - mx);
+        ce[(row % nt) % Q] += -(lg[target] - mx - log(sum));
+    }
+    for (int q = 0; q < Q; q++) {
+        by_hand += w[q] * ce[q];
+        plain += ce[q];
+    }
+    int64_t correct = -1;
+    double weighted = hafm_tf_loss(a, tok, scale, w, &unweighted, &correct);
+    printf("# weighted loss %.9g by hand %.9g; unweighted %.9g by hand %.9g\n", weighted, by_hand, unweighted, plain);
+    assert_true(fabs(weighted - by_hand) < 1e-6 * fabs(by_hand));   /* exp in float there */
+    assert_true(fabs(unweighted - plain) < 1e-6 * fabs(plain));
+    assert_true(fabs(weighted - plain) > 0.1);
+    assert_true(correct >= 0 && correct <= B * nt);
+    free(tok);
     hafm_tf_acts_free(a);
     hafm_tf_layout_free(&lay);
     hafm_tf_free(m);
@@ -760,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_attention_bf16kv_decode),
         cmocka_unit_test(test_attention_hd64_decode),
         cmocka_unit_test(test_fd_whole_model),
+        cmocka_unit_test(test_codebook_loss_weights),
         cmocka_unit_test(test_kv_cache),
         cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_sampling),
